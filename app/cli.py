@@ -1,0 +1,192 @@
+"""The `safepref` command."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from sqlalchemy import inspect
+
+from app.config import ConfigurationError, get_settings
+from app.db import get_engine, get_sessionmaker
+from app.errors import DomainError
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def _fail(message: str) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return 2
+
+
+def _migrate(_: argparse.Namespace) -> int:
+    from app import migrate
+
+    migrate.upgrade(get_engine())
+    print("database is at the latest schema")
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from app import migrate
+
+    settings = get_settings()
+    settings.resolved_secret_key()  # refuse to start without a usable secret, before forking
+    if settings.is_sqlite:
+        migrate.upgrade(get_engine())
+        get_engine().dispose()
+    uvicorn.run(
+        "app.main:app",
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        proxy_headers=False,
+        log_level="info",
+    )
+    return 0
+
+
+def _read_password(args: argparse.Namespace) -> str:
+    if args.password is not None:
+        return str(args.password)
+    if sys.stdin.isatty():
+        first = getpass.getpass("Password: ")
+        if getpass.getpass("Repeat: ") != first:
+            raise DomainError("passwords differ")
+        return first
+    return sys.stdin.readline().rstrip("\n")
+
+
+def _create_user(args: argparse.Namespace) -> int:
+    from app.auth.service import create_user
+
+    password = _read_password(args)
+    with get_sessionmaker().begin() as session:
+        create_user(session, args.username, password, args.role)
+    print(f"created {args.role} {args.username}")
+    return 0
+
+
+def _import(args: argparse.Namespace) -> int:
+    from app.imports.service import import_file
+    from app.projects.service import create_project, get_project_by_name
+
+    path = Path(args.file)
+    if not path.is_file():
+        return _fail(f"{path}: no such file")
+    with get_sessionmaker().begin() as session, path.open("rb") as fp:
+        project = get_project_by_name(session, args.project)
+        if project is None:
+            taxonomy = "beavertails-14" if args.format == "beavertails" else args.taxonomy
+            project = create_project(session, args.project, taxonomy)
+            print(f"created project {project.name!r} (id {project.id})")
+        result = import_file(
+            session,
+            project,
+            fp,
+            settings=get_settings(),
+            fmt=args.format,
+            labels_as=args.labels_as,
+        )
+    print(
+        f"{path}: format {result.format}: {result.items_created} items created, "
+        f"{result.items_duplicate} duplicates skipped"
+        + (
+            f", {result.prompts_with_one_answer} prompts with a single answer left out"
+            if result.prompts_with_one_answer
+            else ""
+        )
+    )
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from app import migrate
+    from app.demo.seed import seed_demo
+    from app.models import Base
+
+    settings = get_settings()
+    engine = get_engine()
+    if inspect(engine).get_table_names() and not args.reset:
+        if settings.is_sqlite and settings.sqlite_path is not None:
+            engine.dispose()
+            for suffix in ("", "-wal", "-shm"):
+                Path(str(settings.sqlite_path) + suffix).unlink(missing_ok=True)
+        else:
+            return _fail(
+                "the database is not empty; `safepref demo --reset` drops every table first"
+            )
+    if args.reset:
+        Base.metadata.drop_all(engine)
+        with engine.begin() as conn:
+            conn.exec_driver_sql("DROP TABLE IF EXISTS alembic_version")
+    migrate.upgrade(engine)
+    with get_sessionmaker().begin() as session:
+        summary = seed_demo(session)
+    print(f"demo database ready: {settings.database_url}")
+    print(f"project {summary.project_id} with {summary.items} items, batch {summary.batch_id}")
+    print("demo accounts (demo only, change or deactivate them for real work):")
+    for username, role, password in summary.accounts:
+        print(f"  {role:<10} {username:<8} password: {password}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="safepref", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("serve", help="run the web server (migrates a SQLite database first)")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--workers", type=int, default=1)
+    p.set_defaults(handler=_serve)
+
+    p = sub.add_parser("migrate", help="upgrade the database schema to the latest revision")
+    p.set_defaults(handler=_migrate)
+
+    p = sub.add_parser("create-user", help="create an account")
+    p.add_argument("username")
+    p.add_argument("--role", choices=["admin", "annotator"], required=True)
+    p.add_argument("--password", help="default: read from standard input")
+    p.set_defaults(handler=_create_user)
+
+    p = sub.add_parser("import", help="import a JSONL file into a project")
+    p.add_argument("file")
+    p.add_argument("--project", required=True, help="project name (created if missing)")
+    p.add_argument(
+        "--format",
+        default="auto",
+        choices=["auto", "pku-saferlhf", "pku-saferlhf-qa", "beavertails", "generic"],
+    )
+    p.add_argument("--labels-as", default="ignore", choices=["reference", "ignore"])
+    p.add_argument(
+        "--taxonomy",
+        default="pku-saferlhf-19",
+        help="preset for a new project (default %(default)s)",
+    )
+    p.set_defaults(handler=_import)
+
+    p = sub.add_parser("demo", help="a fresh database with demo data and demo accounts")
+    p.add_argument("--reset", action="store_true", help="drop every table of a non-SQLite database")
+    p.set_defaults(handler=_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    handler: Handler = args.handler
+    try:
+        return handler(args)
+    except (DomainError, ConfigurationError) as exc:
+        return _fail(str(exc))
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

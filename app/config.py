@@ -1,0 +1,90 @@
+"""The one settings class. Everything configurable comes from SAFEPREF_* variables."""
+
+from __future__ import annotations
+
+import secrets
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PLACEHOLDER_SECRETS = frozenset({"", "changethis", "change-me", "secret", "dev"})
+
+
+class ConfigurationError(RuntimeError):
+    """Settings that cannot run the product; the message says what to set."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SAFEPREF_", extra="ignore")
+
+    # A SQLite file in the working directory is the embedded default.
+    database_url: str = "sqlite:///./safepref.db"
+    environment: Literal["development", "production"] = "development"
+    secret_key: str | None = None
+    cookie_secure: bool = False
+    session_max_age_seconds: int = 14 * 24 * 3600
+
+    # Hostile-input limits: a field or a line larger than this is refused, naming the line.
+    max_field_bytes: int = 1024 * 1024
+    max_line_bytes: int = 8 * 1024 * 1024
+    max_upload_bytes: int = 2 * 1024 * 1024 * 1024
+    import_chunk_size: int = 1000
+
+    db_pool_size: int = 10
+    db_max_overflow: int = 10
+    db_connect_timeout_seconds: int = 3
+    # Statement timeout on PostgreSQL so that a stuck query fails instead of hanging a worker.
+    db_statement_timeout_ms: int = 30_000
+
+    login_max_failures: int = 10
+    login_window_seconds: int = 15 * 60
+
+    @model_validator(mode="after")
+    def _normalise_url(self) -> Settings:
+        # Accept the bare postgresql:// scheme and pin the psycopg 3 driver.
+        for prefix in ("postgresql://", "postgres://"):
+            if self.database_url.startswith(prefix):
+                self.database_url = "postgresql+psycopg://" + self.database_url[len(prefix) :]
+        return self
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def sqlite_path(self) -> Path | None:
+        if not self.is_sqlite:
+            return None
+        raw = self.database_url.split("///", 1)[1] if "///" in self.database_url else ""
+        if not raw or raw == ":memory:":
+            return None
+        return Path(raw)
+
+    def resolved_secret_key(self) -> str:
+        """The signing key; the embedded default keeps a generated one beside its database."""
+        if self.secret_key and self.secret_key not in PLACEHOLDER_SECRETS:
+            return self.secret_key
+        if self.environment != "development":
+            raise ConfigurationError(
+                "SAFEPREF_SECRET_KEY must be set to a long random value outside development "
+                '(for example: python -c "import secrets; print(secrets.token_urlsafe(48))")'
+            )
+        db_path = self.sqlite_path
+        key_file = (
+            db_path.with_name(db_path.name + ".secret") if db_path else Path(".safepref-secret")
+        )
+        if key_file.exists():
+            return key_file.read_text().strip()
+        key = secrets.token_urlsafe(48)
+        key_file.parent.mkdir(parents=True, exist_ok=True)
+        key_file.write_text(key + "\n")
+        key_file.chmod(0o600)
+        return key
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

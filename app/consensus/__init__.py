@@ -1,0 +1,1 @@
+"""Consensus of several annotations per item, and inter-annotator agreement metrics."""

@@ -1,0 +1,27 @@
+"""Imports every domain's models so that Base.metadata knows all tables (Alembic, tests)."""
+
+from app.annotations.models import Adjudication, Annotation, AnnotationRevision
+from app.auth.models import ApiToken, LoginFailure, User
+from app.batches.models import Assignment, Batch, BatchItem, BatchMember
+from app.db import Base
+from app.items.models import GoldLabel, Item, ReferenceLabel, Response
+from app.projects.models import Project
+
+__all__ = [
+    "Adjudication",
+    "Annotation",
+    "AnnotationRevision",
+    "ApiToken",
+    "Assignment",
+    "Base",
+    "Batch",
+    "BatchItem",
+    "BatchMember",
+    "GoldLabel",
+    "Item",
+    "LoginFailure",
+    "Project",
+    "ReferenceLabel",
+    "Response",
+    "User",
+]

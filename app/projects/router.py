@@ -1,0 +1,38 @@
+"""Project endpoints."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from app.auth.dependencies import AdminUser
+from app.db import DbSession
+from app.projects import service
+from app.projects.schemas import ProjectCreate, ProjectOut
+
+router = APIRouter(prefix="/api/v1/projects", tags=["projects"])
+
+
+@router.post("", status_code=201, response_model=ProjectOut)
+def create_project(body: ProjectCreate, session: DbSession, _admin: AdminUser) -> ProjectOut:
+    project = service.create_project(
+        session,
+        body.name,
+        body.taxonomy,
+        body.guidelines,
+        ask_safety=body.ask_safety,
+        ask_dual=body.ask_dual,
+        ask_single=body.ask_single,
+        ask_rationale=body.ask_rationale,
+        show_suggestions=body.show_suggestions,
+    )
+    return ProjectOut.model_validate(project)
+
+
+@router.get("", response_model=list[ProjectOut])
+def list_projects(session: DbSession, _admin: AdminUser) -> list[ProjectOut]:
+    return [ProjectOut.model_validate(p) for p in service.list_projects(session)]
+
+
+@router.get("/{project_id}", response_model=ProjectOut)
+def get_project(project_id: int, session: DbSession, _admin: AdminUser) -> ProjectOut:
+    return ProjectOut.model_validate(service.get_project(session, project_id))

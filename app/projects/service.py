@@ -1,0 +1,67 @@
+"""Creating and finding projects."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.errors import Conflict, Invalid, NotFound
+from app.projects.models import Project
+from app.projects.taxonomy import PRESETS
+
+MAX_CUSTOM_CATEGORIES = 100
+
+
+def resolve_taxonomy(taxonomy: str | Sequence[str]) -> tuple[str, list[str]]:
+    if isinstance(taxonomy, str):
+        if taxonomy not in PRESETS:
+            raise Invalid(
+                f"taxonomy: unknown preset {taxonomy!r}; use {', '.join(PRESETS)} or a list"
+            )
+        return taxonomy, list(PRESETS[taxonomy])
+    names = [n.strip() for n in taxonomy]
+    if not names or any(not n or len(n) > 100 for n in names):
+        raise Invalid("taxonomy: categories must be non-empty names of at most 100 characters")
+    if len(set(names)) != len(names):
+        raise Invalid("taxonomy: category names must be unique")
+    if len(names) > MAX_CUSTOM_CATEGORIES:
+        raise Invalid(f"taxonomy: at most {MAX_CUSTOM_CATEGORIES} categories")
+    return "custom", names
+
+
+def create_project(
+    session: Session,
+    name: str,
+    taxonomy: str | Sequence[str] = "pku-saferlhf-19",
+    guidelines: str = "",
+    **questions: bool,
+) -> Project:
+    name = name.strip()
+    if not name:
+        raise Invalid("name: must not be empty")
+    if session.scalar(select(Project.id).where(Project.name == name)) is not None:
+        raise Conflict(f"project {name!r} already exists")
+    preset, names = resolve_taxonomy(taxonomy)
+    project = Project(
+        name=name, taxonomy_preset=preset, taxonomy=names, guidelines=guidelines, **questions
+    )
+    session.add(project)
+    session.flush()
+    return project
+
+
+def get_project(session: Session, project_id: int) -> Project:
+    project = session.get(Project, project_id)
+    if project is None:
+        raise NotFound(f"no project {project_id}")
+    return project
+
+
+def get_project_by_name(session: Session, name: str) -> Project | None:
+    return session.scalar(select(Project).where(Project.name == name))
+
+
+def list_projects(session: Session) -> list[Project]:
+    return list(session.scalars(select(Project).order_by(Project.id)))

@@ -1,0 +1,1 @@
+"""Server-rendered pages shared by every domain (layout, templates, security headers)."""

@@ -1,0 +1,52 @@
+"""One set of handlers: JSON `{"detail"}` for the API, a page (or HTMX fragment) otherwise."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+from urllib.parse import quote
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+from app.errors import DomainError, Unauthorized
+from app.web.templating import render
+
+log = logging.getLogger("safepref")
+
+
+def wants_json(request: Request) -> bool:
+    return request.url.path.startswith("/api/")
+
+
+def _error_page(request: Request, status: int, detail: str) -> Response:
+    name = "fragments/error.html" if request.headers.get("hx-request") else "error.html"
+    return render(request, name, {"status": status, "detail": detail}, status_code=status)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(DomainError)
+    async def domain_error(request: Request, exc: DomainError) -> Response:
+        if isinstance(exc, Unauthorized) and not wants_json(request):
+            target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+            return RedirectResponse(f"/login?next={quote(target)}", status_code=303)
+        if wants_json(request):
+            body: dict[str, Any] = {"detail": exc.detail}
+            body.update({k: v for k, v in exc.extra.items() if v is not None})
+            headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, Unauthorized) else None
+            return JSONResponse(body, status_code=exc.status_code, headers=headers)
+        return _error_page(request, exc.status_code, exc.detail)
+
+    async def database_unavailable(request: Request, exc: Exception) -> Response:
+        # A lost or unreachable database is the server's problem, not the caller's: answer
+        # fast with 503 so clients retry, instead of hanging or a bare 500.
+        log.warning("database unavailable: %s", exc.__class__.__name__)
+        detail = "database unavailable, retry shortly"
+        if wants_json(request):
+            return JSONResponse({"detail": detail}, status_code=503, headers={"Retry-After": "2"})
+        return _error_page(request, 503, detail)
+
+    app.add_exception_handler(OperationalError, database_unavailable)
+    app.add_exception_handler(PoolTimeout, database_unavailable)

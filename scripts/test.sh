@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# The second command of the README: install everything, then run the whole test suite on
+# SQLite and PostgreSQL, with the browser tests in headless Chromium.
+# Uses SAFEPREF_TEST_POSTGRES_URL when set (CI starts its own server); otherwise starts a
+# throwaway PostgreSQL from the machine's binaries for the duration of the run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/install.sh test
+
+if ! command -v chromium >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "installing Debian's chromium for the browser tests"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
+  else
+    echo "test: chromium is missing (apt-get install chromium chromium-driver)" >&2
+  fi
+fi
+
+pgdir=""
+cleanup() { [ -n "$pgdir" ] && bash scripts/pg.sh stop "$pgdir"; [ -n "$pgdir" ] && rm -rf "$pgdir"; }
+trap cleanup EXIT
+if [ -z "${SAFEPREF_TEST_POSTGRES_URL:-}" ] && command -v pg_ctl >/dev/null 2>&1; then
+  pgdir=$(mktemp -d /tmp/safepref-pg.XXXXXX)
+  SAFEPREF_TEST_POSTGRES_URL=$(bash scripts/pg.sh start "$pgdir")
+  export SAFEPREF_TEST_POSTGRES_URL
+fi
+
+# Style and types first: ruff (lint + format) and mypy on app/ must be clean.
+.venv/bin/ruff check app tests bench migrations
+.venv/bin/ruff format --check app tests bench migrations
+.venv/bin/mypy app
+
+set +e
+.venv/bin/python -m pytest "$@"
+status=$?
+set -e
+# pytest exits 5 when it collected nothing: that is a failure here, never a pass.
+[ "$status" = 5 ] && echo "test: pytest collected no tests" >&2
+exit "$status"
