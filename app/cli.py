@@ -72,6 +72,16 @@ def _create_user(args: argparse.Namespace) -> int:
     return 0
 
 
+def _create_token(args: argparse.Namespace) -> int:
+    from app.auth.service import create_token, get_user
+
+    with get_sessionmaker().begin() as session:
+        _, plain = create_token(session, get_user(session, args.username), args.name)
+    # Only the token on stdout, so that scripts can capture it; it is not shown again.
+    print(plain)
+    return 0
+
+
 def _import(args: argparse.Namespace) -> int:
     from app.imports.service import import_file
     from app.projects.service import create_project, get_project_by_name
@@ -155,6 +165,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--password", help="default: read from standard input")
     p.set_defaults(handler=_create_user)
 
+    p = sub.add_parser("create-token", help="create an API token and print it (shown once)")
+    p.add_argument("username")
+    p.add_argument("--name", default="", help="what the token is for")
+    p.set_defaults(handler=_create_token)
+
     p = sub.add_parser("import", help="import a JSONL file into a project")
     p.add_argument("file")
     p.add_argument("--project", required=True, help="project name (created if missing)")
@@ -170,6 +185,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="preset for a new project (default %(default)s)",
     )
     p.set_defaults(handler=_import)
+
+    from app.exports.cli import add_parser as add_export_parser
+
+    add_export_parser(sub)
 
     p = sub.add_parser("demo", help="a fresh database with demo data and demo accounts")
     p.add_argument("--reset", action="store_true", help="drop every table of a non-SQLite database")

@@ -39,6 +39,8 @@ class Settings(BaseSettings):
     # Statement timeout on PostgreSQL so that a stuck query fails instead of hanging a worker.
     db_statement_timeout_ms: int = 30_000
 
+    # "minimal" (development only) makes argon2 cheap so that test suites stay fast.
+    password_hash_cost: Literal["standard", "minimal"] = "standard"
     login_max_failures: int = 10
     login_window_seconds: int = 15 * 60
 

@@ -7,13 +7,22 @@ from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
 
 from app import __version__
+from app.annotations import pages as annotation_pages
+from app.annotations import router as annotations_router
 from app.auth import pages as auth_pages
+from app.auth import router as auth_router
+from app.auth.access import document_access
+from app.batches import pages as batch_pages
+from app.batches import router as batches_router
+from app.consensus import router as consensus_router
+from app.exports import router as exports_router
 from app.imports import router as imports_router
 from app.items import router as items_router
 from app.migrate import resource_path
 from app.projects import pages as project_pages
 from app.projects import router as projects_router
 from app.web import home
+from app.web.csrf import CSRFMiddleware
 from app.web.errors import install_error_handlers
 from app.web.headers import SecurityHeaders
 
@@ -23,9 +32,21 @@ def create_app() -> FastAPI:
         title="safepref",
         version=__version__,
         description="Human preference data for LLM safety alignment (PKU-SafeRLHF schema).",
+        # Swagger UI and ReDoc load scripts from a CDN and run inline script, which the
+        # Content-Security-Policy forbids; the OpenAPI document itself stays at /openapi.json.
+        docs_url=None,
+        redoc_url=None,
     )
     for module in (projects_router, imports_router, items_router):
         app.include_router(module.router)
+    app.include_router(batches_router.router)
+    app.include_router(annotations_router.router)
+    app.include_router(consensus_router.router)
+    app.include_router(exports_router.router)
+    app.include_router(auth_router.router)
+    # The full annotation page; included first, so it serves /assignments/{id} (issue 5).
+    app.include_router(annotation_pages.router)
+    app.include_router(batch_pages.router)
     for module in (auth_pages, project_pages, home):
         app.include_router(module.router)
 
@@ -35,6 +56,9 @@ def create_app() -> FastAPI:
 
     app.mount("/static", StaticFiles(directory=str(resource_path("static"))), name="static")
     install_error_handlers(app)
+    document_access(app)
+    app.add_middleware(CSRFMiddleware)
+    # Added last, so outermost: its headers reach every response, CSRF refusals included.
     app.add_middleware(SecurityHeaders)
     return app
 

@@ -14,6 +14,8 @@ from collections.abc import Callable, Iterator
 
 os.environ.setdefault("SAFEPREF_SECRET_KEY", "test-" + uuid.uuid4().hex * 2)
 os.environ.setdefault("SAFEPREF_ENVIRONMENT", "development")
+# argon2 at its lowest cost (development only): accounts are created by the hundred in tests.
+os.environ.setdefault("SAFEPREF_PASSWORD_HASH_COST", "minimal")
 
 import pytest
 from fastapi import FastAPI
@@ -140,7 +142,8 @@ def make_user(db: Session) -> Callable[..., tuple[object, str]]:
     def factory(username: str | None = None, role: str = "annotator") -> tuple[object, str]:
         user = create_user(db, username or f"u{uuid.uuid4().hex[:8]}", "password-123", role)
         _, token = create_token(db, user)
-        db.flush()
+        # Committed (a savepoint release): a request that fails and rolls back keeps the user.
+        db.commit()
         return user, token
 
     return factory

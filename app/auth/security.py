@@ -4,30 +4,55 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from functools import lru_cache
 from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
-_hasher = PasswordHasher()
+from app.config import ConfigurationError, get_settings
+
 TOKEN_PREFIX = "sp_"
 SESSION_COOKIE = "safepref_session"
+# Random value set by the login page so that the login form has a CSRF token of its own.
+PRESESSION_COOKIE = "safepref_presession"
+
+
+@lru_cache
+def _hasher() -> PasswordHasher:
+    settings = get_settings()
+    if settings.password_hash_cost == "standard":
+        return PasswordHasher()  # argon2id, RFC 9106 low-memory profile
+    if settings.environment != "development":
+        raise ConfigurationError("SAFEPREF_PASSWORD_HASH_COST=minimal is for tests only")
+    # Tests only: the same algorithm at the lowest cost, so a suite can create many accounts.
+    return PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
 
 
 def hash_password(password: str) -> str:
-    return _hasher.hash(password)
+    return _hasher().hash(password)
 
 
 def verify_password(password_hash: str, password: str) -> bool:
     try:
-        return _hasher.verify(password_hash, password)
+        return _hasher().verify(password_hash, password)
     except (VerificationError, InvalidHashError):
         return False
 
 
-# Verifying against this when the username is unknown keeps login time the same either way.
-DUMMY_HASH = hash_password(secrets.token_urlsafe(16))
+def needs_rehash(password_hash: str) -> bool:
+    """True when the hash was made with other parameters than the current ones."""
+    try:
+        return _hasher().check_needs_rehash(password_hash)
+    except InvalidHashError:
+        return True
+
+
+@lru_cache
+def dummy_hash() -> str:
+    # Verifying against this when the username is unknown keeps login time the same either way.
+    return hash_password(secrets.token_urlsafe(16))
 
 
 def new_api_token() -> str:

@@ -5,11 +5,11 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 
-from sqlalchemy import select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from app.auth.models import ROLES, ApiToken, User
-from app.auth.security import hash_password, new_api_token, token_digest
+from app.auth.security import hash_password, new_api_token, token_digest, verify_password
 from app.db import utcnow
 from app.errors import Conflict, Invalid, NotFound
 
@@ -49,6 +49,8 @@ def get_user(session: Session, username: str) -> User:
 
 def create_token(session: Session, user: User, name: str = "") -> tuple[ApiToken, str]:
     """Returns the row and the plain token, which is shown once and never stored."""
+    if not user.is_active:
+        raise Conflict(f"user {user.username!r} is deactivated")
     plain = new_api_token()
     token = ApiToken(user_id=user.id, token_hash=token_digest(plain), name=name[:100])
     session.add(token)
@@ -64,10 +66,80 @@ def user_for_token(session: Session, plain: str) -> User | None:
     ).first()
     if row is None:
         return None
-    token, user = row.tuple()
+    token, user = row
     if not user.is_active:
         return None
     now = utcnow()
     if token.last_used_at is None or now - token.last_used_at > LAST_USED_RESOLUTION:
         token.last_used_at = now
     return user
+
+
+def list_users(session: Session) -> list[User]:
+    return list(session.scalars(select(User).order_by(User.username)))
+
+
+def _active_admins(session: Session) -> int:
+    query = select(func.count()).select_from(User).where(User.role == "admin", User.is_active)
+    return session.scalar(query) or 0
+
+
+def deactivate_user(session: Session, user: User, *, by: User) -> None:
+    """Locks the account out at once: sessions die (version bump) and tokens are revoked."""
+    if user.id == by.id:
+        raise Conflict("you cannot deactivate your own account")
+    if user.is_admin and user.is_active and _active_admins(session) <= 1:
+        raise Conflict("the last active admin cannot be deactivated")
+    if user.is_active:
+        user.is_active = False
+        user.session_version += 1
+    session.execute(
+        update(ApiToken)
+        .where(ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None))
+        .values(revoked_at=utcnow())
+    )
+    session.flush()
+
+
+def reactivate_user(session: Session, user: User) -> None:
+    """Lets the person log in again; tokens revoked at deactivation stay revoked."""
+    user.is_active = True
+    session.flush()
+
+
+def set_password(session: Session, user: User, password: str) -> None:
+    """New password; every open session of the user ends (tokens are separate credentials)."""
+    validate_password(password)
+    user.password_hash = hash_password(password)
+    user.session_version += 1
+    session.flush()
+
+
+class WrongPassword(Invalid):
+    """The current password given to change it is wrong (counts as a failed login)."""
+
+
+def change_own_password(session: Session, user: User, current: str, new: str) -> None:
+    if not verify_password(user.password_hash, current):
+        raise WrongPassword("current_password: wrong password")
+    if new == current:
+        raise Invalid("new_password: must differ from the current password")
+    set_password(session, user, new)
+
+
+def list_tokens(session: Session, user: User) -> list[ApiToken]:
+    query = select(ApiToken).where(ApiToken.user_id == user.id).order_by(ApiToken.id)
+    return list(session.scalars(query))
+
+
+def get_token(session: Session, user: User, token_id: int) -> ApiToken:
+    token = session.get(ApiToken, token_id)
+    if token is None or token.user_id != user.id:
+        raise NotFound(f"no token {token_id} for user {user.username!r}")
+    return token
+
+
+def revoke_token(session: Session, token: ApiToken) -> None:
+    if token.revoked_at is None:
+        token.revoked_at = utcnow()
+        session.flush()

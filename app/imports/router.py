@@ -6,6 +6,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, UploadFile
 
+from app.auth.access import allow
 from app.auth.dependencies import AdminUser
 from app.config import get_settings
 from app.db import DbSession
@@ -19,6 +20,7 @@ FormatParam = Literal["auto", "pku-saferlhf", "pku-saferlhf-qa", "beavertails", 
 
 
 @router.post("/{project_id}/imports", status_code=201, response_model=ImportOut)
+@allow("admin")
 def create_import(
     project_id: int,
     file: UploadFile,

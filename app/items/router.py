@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
+from app.auth.access import allow
 from app.auth.dependencies import AdminUser
 from app.db import DbSession
 from app.items import service
@@ -16,6 +17,7 @@ router = APIRouter(prefix="/api/v1", tags=["items"])
 
 
 @router.get("/projects/{project_id}/items", response_model=ItemPage)
+@allow("admin")
 def list_items(
     project_id: int,
     session: DbSession,
@@ -35,5 +37,6 @@ def list_items(
 
 
 @router.get("/items/{item_id}", response_model=ItemOut)
+@allow("admin")
 def get_item(item_id: int, session: DbSession, _admin: AdminUser) -> ItemOut:
     return ItemOut.model_validate(service.get_item(session, item_id))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from app.auth.access import allow
 from app.auth.dependencies import AdminUser
 from app.db import DbSession
 from app.projects import service
@@ -13,6 +14,7 @@ router = APIRouter(prefix="/api/v1/projects", tags=["projects"])
 
 
 @router.post("", status_code=201, response_model=ProjectOut)
+@allow("admin")
 def create_project(body: ProjectCreate, session: DbSession, _admin: AdminUser) -> ProjectOut:
     project = service.create_project(
         session,
@@ -29,10 +31,12 @@ def create_project(body: ProjectCreate, session: DbSession, _admin: AdminUser) -
 
 
 @router.get("", response_model=list[ProjectOut])
+@allow("admin")
 def list_projects(session: DbSession, _admin: AdminUser) -> list[ProjectOut]:
     return [ProjectOut.model_validate(p) for p in service.list_projects(session)]
 
 
 @router.get("/{project_id}", response_model=ProjectOut)
+@allow("admin")
 def get_project(project_id: int, session: DbSession, _admin: AdminUser) -> ProjectOut:
     return ProjectOut.model_validate(service.get_project(session, project_id))

@@ -8,7 +8,7 @@ from urllib.parse import quote
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DataError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from app.errors import DomainError, Unauthorized
@@ -50,3 +50,16 @@ def install_error_handlers(app: FastAPI) -> None:
 
     app.add_exception_handler(OperationalError, database_unavailable)
     app.add_exception_handler(PoolTimeout, database_unavailable)
+
+    async def out_of_range(request: Request, exc: Exception) -> Response:
+        # A value the database cannot hold (an id past PostgreSQL's int4 or SQLite's int8, for
+        # example): the caller's mistake, and no object can have it. Found by the fuzz run.
+        log.warning("value out of range for the database: %s", exc.__class__.__name__)
+        detail = "a value in the request is out of range"
+        if wants_json(request):
+            return JSONResponse({"detail": detail}, status_code=422)
+        return _error_page(request, 422, detail)
+
+    app.add_exception_handler(DataError, out_of_range)
+    # SQLite's driver raises this itself when binding an integer past 64 bits.
+    app.add_exception_handler(OverflowError, out_of_range)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 from typing import Any
 
 from fastapi import Request
@@ -11,24 +9,22 @@ from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 from markupsafe import Markup, escape
 
-from app.auth.security import SESSION_COOKIE
-from app.config import get_settings
 from app.migrate import resource_path
+from app.web.csrf import CSRF_FIELD, CSRF_HEADER, token_for_cookies
 
 templates = Jinja2Templates(directory=str(resource_path("templates")))
-CSRF_FIELD = "csrf_token"
-CSRF_HEADER = "x-csrf-token"
+__all__ = ["CSRF_FIELD", "CSRF_HEADER", "csrf_token_for", "render", "templates"]
 
 
 def csrf_token_for(request: Request) -> str:
     """The CSRF token of this browser session: an HMAC of its session cookie.
 
     Stateless, the same in every server process, and useless without the cookie it is bound
-    to. Before login (no cookie) it is bound to the empty string.
+    to. Before login it is bound to the pre-session cookie (see app/web/csrf.py); a page that
+    sets new cookies puts them in `request.state.csrf_cookies` so its forms match them.
     """
-    cookie = request.cookies.get(SESSION_COOKIE, "")
-    key = get_settings().resolved_secret_key().encode()
-    return hmac.new(key, b"csrf:" + cookie.encode(), hashlib.sha256).hexdigest()
+    cookies = getattr(request.state, "csrf_cookies", None) or request.cookies
+    return token_for_cookies(cookies)
 
 
 def render(
