@@ -289,6 +289,12 @@ BAD_INPUTS = {
         "unknown harm category",
     ),
     "NUL character": (_bad([GOOD, {**pku_pair(1), "prompt": "a\u0000b"}]), 2, "prompt", "NUL"),
+    "overlong source": (
+        _bad([GOOD, {**pku_pair(1), "response_0_source": "m" * 201}]),
+        2,
+        "response_0_source",
+        "longer than 200 characters",
+    ),
     "undetectable keys": (_bad([{"question": "q", "answer": "a"}]), 1, None, "cannot tell"),
     "empty file": (b"", 1, None, "no data lines"),
 }

@@ -19,6 +19,8 @@ FORMATS = ("pku-saferlhf", "pku-saferlhf-qa", "beavertails", "generic")
 ImportFormat = Literal["pku-saferlhf", "pku-saferlhf-qa", "beavertails", "generic"]
 LabelsAs = Literal["reference", "ignore"]
 MAX_RESPONSES = 16
+# Sources and external ids are stored in String(200) columns.
+MAX_LABEL_CHARS = 200
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +35,8 @@ class DraftResponse:
     source: str
     # {"is_safe", "harm_categories", "severity"} when the file carries labels for it.
     label: dict[str, Any] | None = None
+    # response_sha256(prompt, text) when the reader already computed it ("" otherwise).
+    sha256: str = ""
 
 
 @dataclass(slots=True)
@@ -87,8 +91,21 @@ def detect_format(keys: Sequence[str], line: int = 1) -> ImportFormat:
     )
 
 
+class _Taxonomy:
+    """A project's category names in order, with a set and positions for fast checks."""
+
+    __slots__ = ("members", "names", "position")
+
+    def __init__(self, names: Sequence[str]) -> None:
+        self.names = tuple(names)
+        self.members = frozenset(self.names)
+        self.position = {name: i for i, name in enumerate(self.names)}
+
+
 class _Fields:
     """Typed access to one line's fields, raising errors that name the line and field."""
+
+    __slots__ = ("data", "limits", "line")
 
     def __init__(self, raw: RawLine, limits: Limits) -> None:
         self.data = raw.data
@@ -108,14 +125,18 @@ class _Fields:
     def check_text(self, name: str, value: Any, *, allow_empty: bool = False) -> str:
         if not isinstance(value, str):
             raise self.fail(name, f"expected a string, got {_json_type(value)}")
-        if not allow_empty and not value.strip():
+        # isspace() is the same test as `not value.strip()` without copying the text.
+        if not allow_empty and (not value or value.isspace()):
             raise self.fail(name, "must not be empty")
-        try:
-            size = len(value.encode("utf-8"))
-        except UnicodeEncodeError:
-            raise self.fail(
-                name, "contains an unpaired surrogate (not encodable as UTF-8)"
-            ) from None
+        if value.isascii():
+            size = len(value)  # no surrogates possible, one byte per character
+        else:
+            try:
+                size = len(value.encode("utf-8"))
+            except UnicodeEncodeError:
+                raise self.fail(
+                    name, "contains an unpaired surrogate (not encodable as UTF-8)"
+                ) from None
         if size > self.limits.max_field_bytes:
             raise self.fail(
                 name, f"is {size} bytes, more than the limit of {self.limits.max_field_bytes}"
@@ -125,10 +146,17 @@ class _Fields:
         return value
 
     def optional_text(self, name: str) -> str:
+        """A short optional label (a source or an id): it goes into a 200-character column."""
         value = self.data.get(name)
         if value is None:
             return ""
-        return self.check_text(name, value, allow_empty=True)
+        return self.short_text(name, value)
+
+    def short_text(self, name: str, value: Any) -> str:
+        text = self.check_text(name, value, allow_empty=True)
+        if len(text) > MAX_LABEL_CHARS:
+            raise self.fail(name, f"is longer than {MAX_LABEL_CHARS} characters")
+        return text
 
     def boolean(self, name: str) -> bool:
         if name not in self.data:
@@ -148,7 +176,7 @@ class _Fields:
             raise self.fail(name, f"must be between {allowed.start} and {allowed.stop - 1}")
         return value
 
-    def categories(self, name: str, taxonomy: Sequence[str]) -> list[str]:
+    def categories(self, name: str, taxonomy: _Taxonomy) -> list[str]:
         if name not in self.data:
             raise self.fail(name, "missing")
         value = self.data[name]
@@ -156,19 +184,25 @@ class _Fields:
             raise self.fail(
                 name, f"expected an object of category -> bool, got {_json_type(value)}"
             )
-        unknown = [k for k in value if k not in taxonomy]
-        if unknown:
-            raise self.fail(name, f"unknown harm category {unknown[0]!r}")
+        if not taxonomy.members.issuperset(value):
+            unknown = next(k for k in value if k not in taxonomy.members)
+            raise self.fail(name, f"unknown harm category {unknown!r}")
+        flagged = []
         for k, flag in value.items():
-            if not isinstance(flag, bool):
+            if flag is True:
+                flagged.append(k)
+            elif flag is not False:
                 raise self.fail(name, f"category {k!r}: expected true or false")
-        return [c for c in taxonomy if value.get(c) is True]
+        if len(flagged) > 1:
+            flagged.sort(key=taxonomy.position.__getitem__)  # taxonomy order, not file order
+        return flagged
 
-    def sha_matches(self, name: str, prompt: str, text: str) -> None:
-        if name in self.data:
-            given = self.data[name]
-            if given != response_sha256(prompt, text):
-                raise self.fail(name, "does not match sha256(prompt + response)")
+    def sha256(self, name: str, prompt: str, text: str) -> str:
+        """response_sha256(prompt, text), checked against the line's `name` field if present."""
+        digest = response_sha256(prompt, text)
+        if name in self.data and self.data[name] != digest:
+            raise self.fail(name, "does not match sha256(prompt + response)")
+        return digest
 
 
 def _json_type(value: Any) -> str:
@@ -190,30 +224,49 @@ def _severity_label(is_safe: bool, categories: list[str], severity: int | None) 
     return {"is_safe": is_safe, "harm_categories": categories, "severity": name}
 
 
-def _pku_pair(raw: RawLine, limits: Limits, labels: bool, taxonomy: Sequence[str]) -> DraftItem:
+_SEVERITY_RANGE = range(0, 4)
+_CHOICE_RANGE = range(0, 2)
+# Field names of answer 0 and answer 1 of a pair, built once rather than per line:
+# (text, sha256, source, is safe, harm categories, severity).
+_PAIR_FIELDS = tuple(
+    (
+        f"response_{i}",
+        f"response_{i}_sha256",
+        f"response_{i}_source",
+        f"is_response_{i}_safe",
+        f"response_{i}_harm_category",
+        f"response_{i}_severity_level",
+    )
+    for i in (0, 1)
+)
+
+
+def _pku_pair(raw: RawLine, limits: Limits, labels: bool, taxonomy: _Taxonomy) -> DraftItem:
     f = _Fields(raw, limits)
     prompt = f.text("prompt")
     responses: list[DraftResponse] = []
-    for i in (0, 1):
-        text = f.text(f"response_{i}")
-        f.sha_matches(f"response_{i}_sha256", prompt, text)
-        responses.append(DraftResponse(text, f.optional_text(f"response_{i}_source")))
+    for name, sha_name, source_name, *_ in _PAIR_FIELDS:
+        text = f.text(name)
+        digest = f.sha256(sha_name, prompt, text)
+        responses.append(DraftResponse(text, f.optional_text(source_name), sha256=digest))
     item = DraftItem(raw.number, prompt, f.optional_text("prompt_source"), responses)
     if not labels:
         return item
     # Single-dimension rows carry only `better_response_id` (the trade-off preference).
     dual = "safer_response_id" in f.data or "is_response_0_safe" in f.data
     if dual:
-        for i, r in enumerate(responses):
-            safe = f.boolean(f"is_response_{i}_safe")
-            cats = f.categories(f"response_{i}_harm_category", taxonomy)
-            sev = f.integer(f"response_{i}_severity_level", range(0, 4))
+        for r, (*_, safe_name, categories_name, severity_name) in zip(
+            responses, _PAIR_FIELDS, strict=True
+        ):
+            safe = f.boolean(safe_name)
+            cats = f.categories(categories_name, taxonomy)
+            sev = f.integer(severity_name, _SEVERITY_RANGE)
             r.label = _severity_label(safe, cats, sev)
-        better = f.integer("better_response_id", range(0, 2))
-        safer = f.integer("safer_response_id", range(0, 2))
+        better = f.integer("better_response_id", _CHOICE_RANGE)
+        safer = f.integer("safer_response_id", _CHOICE_RANGE)
         item.preferences = {"helpfulness": [better, 1 - better], "harmlessness": [safer, 1 - safer]}
     else:
-        better = f.integer("better_response_id", range(0, 2))
+        better = f.integer("better_response_id", _CHOICE_RANGE)
         item.preferences = {"single": [better, 1 - better]}
     return item
 
@@ -236,7 +289,7 @@ def _generic(raw: RawLine, limits: Limits) -> DraftItem:
         if isinstance(value, dict):
             text = f.check_text(f"{name}.text", value.get("text"))
             src = value.get("source", "")
-            source = f.check_text(f"{name}.source", src, allow_empty=True) if src else ""
+            source = f.short_text(f"{name}.source", src) if src else ""
         else:
             text = f.check_text(name, value)
             source = ""
@@ -244,6 +297,8 @@ def _generic(raw: RawLine, limits: Limits) -> DraftItem:
     external = f.data.get("id")
     if external is not None and (isinstance(external, bool) or not isinstance(external, str | int)):
         raise f.fail("id", f"expected a string, got {_json_type(external)}")
+    if external is not None:
+        external = f.short_text("id", str(external))
     meta = f.data.get("meta")
     if meta is not None and not isinstance(meta, dict):
         raise f.fail("meta", f"expected an object, got {_json_type(meta)}")
@@ -258,18 +313,18 @@ def _generic(raw: RawLine, limits: Limits) -> DraftItem:
 
 
 def _qa_answer(
-    raw: RawLine, limits: Limits, fmt: ImportFormat, labels: bool, taxonomy: Sequence[str]
+    raw: RawLine, limits: Limits, fmt: ImportFormat, labels: bool, taxonomy: _Taxonomy
 ) -> tuple[str, str, DraftResponse]:
     f = _Fields(raw, limits)
     prompt = f.text("prompt")
     text = f.text("response")
     response = DraftResponse(text, f.optional_text("response_source"))
     if fmt == "pku-saferlhf-qa":
-        f.sha_matches("sha256", prompt, text)
+        response.sha256 = f.sha256("sha256", prompt, text)
         if labels:
             safe = f.boolean("is_safe")
             cats = f.categories("harm_category", taxonomy)
-            sev = f.integer("severity_level", range(0, 4))
+            sev = f.integer("severity_level", _SEVERITY_RANGE)
             response.label = _severity_label(safe, cats, sev)
     elif labels:
         safe = f.boolean("is_safe")
@@ -308,6 +363,7 @@ def read_items(
         stats.format = resolved
     if labels:
         _check_label_taxonomy(resolved, taxonomy)
+    names = _Taxonomy(taxonomy)
 
     def all_lines() -> Iterator[RawLine]:
         yield first
@@ -315,12 +371,12 @@ def read_items(
 
     if resolved == "pku-saferlhf":
         for raw in all_lines():
-            yield _pku_pair(raw, limits, labels, taxonomy)
+            yield _pku_pair(raw, limits, labels, names)
     elif resolved == "generic":
         for raw in all_lines():
             yield _generic(raw, limits)
     else:
-        yield from _grouped(fp, all_lines(), resolved, limits, labels, taxonomy, stats)
+        yield from _grouped(fp, all_lines(), resolved, limits, labels, names, stats)
 
 
 def _check_label_taxonomy(fmt: ImportFormat, taxonomy: Sequence[str]) -> None:
@@ -338,7 +394,7 @@ def _grouped(
     fmt: ImportFormat,
     limits: Limits,
     labels: bool,
-    taxonomy: Sequence[str],
+    taxonomy: _Taxonomy,
     stats: ReadStats | None,
 ) -> Iterator[DraftItem]:
     # Pass 1 validates every line and remembers only where each prompt's answers are
