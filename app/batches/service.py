@@ -1,15 +1,19 @@
-"""Creating batches and managing their members."""
+"""Creating batches, opening and closing them, members, and progress counts."""
 
 from __future__ import annotations
 
 import random
 from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
 
-from sqlalchemy import insert, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
 from app.auth.models import User
-from app.batches.models import Batch, BatchItem, BatchMember
+from app.batches.models import Assignment, Batch, BatchItem, BatchMember
+from app.batches.queue import Lease, lock_membership, next_assignment, release_leases
+from app.db import utcnow
 from app.errors import Conflict, Invalid, NotFound
 from app.items.models import Item
 from app.projects.models import Project
@@ -25,8 +29,14 @@ def create_batch(
     overlap: int = 3,
     lease_seconds: int = 30 * 60,
     item_ids: Sequence[int] | None = None,
+    prompt_source: str | None = None,
+    sample_size: int | None = None,
+    sample_seed: int | None = None,
+    is_open: bool = True,
 ) -> Batch:
-    """A batch of the given items (all of the project's items when `item_ids` is None)."""
+    """A batch of the project's items: `item_ids` (default: all of them), narrowed to one
+    `prompt_source` if given, then a random sample of `sample_size` of those (reproducible
+    with `sample_seed`)."""
     name = name.strip()
     if not name:
         raise Invalid("name: must not be empty")
@@ -39,6 +49,35 @@ def create_batch(
     )
     if exists is not None:
         raise Conflict(f"batch {name!r} already exists in project {project.name!r}")
+    ids = _select_items(session, project, item_ids, prompt_source)
+    if sample_size is not None:
+        if sample_size < 1:
+            raise Invalid("sample_size: must be at least 1")
+        if sample_size > len(ids):
+            raise Invalid(f"sample_size: only {len(ids)} items match, cannot sample {sample_size}")
+        ids = sorted(random.Random(sample_seed).sample(ids, sample_size))
+    batch = Batch(
+        project_id=project.id,
+        name=name,
+        overlap=overlap,
+        lease_seconds=lease_seconds,
+        is_open=is_open,
+    )
+    session.add(batch)
+    session.flush()
+    rng = random.Random()
+    rows = [{"batch_id": batch.id, "item_id": i, "shuffle_key": rng.randrange(2**31)} for i in ids]
+    for start in range(0, len(rows), INSERT_CHUNK):
+        session.execute(insert(BatchItem), rows[start : start + INSERT_CHUNK])
+    return batch
+
+
+def _select_items(
+    session: Session,
+    project: Project,
+    item_ids: Sequence[int] | None,
+    prompt_source: str | None,
+) -> list[int]:
     query = select(Item.id).where(Item.project_id == project.id).order_by(Item.id)
     if item_ids is None:
         ids = list(session.scalars(query))
@@ -51,22 +90,95 @@ def create_batch(
         missing = set(wanted) - set(ids)
         if missing:
             raise Invalid(f"item_ids: no item {min(missing)} in project {project.id}")
+        ids.sort()
+    if prompt_source is not None:
+        matching = set(
+            session.scalars(
+                select(Item.id).where(
+                    Item.project_id == project.id, Item.prompt_source == prompt_source
+                )
+            )
+        )
+        ids = [i for i in ids if i in matching]
+        if not ids:
+            raise Invalid(f"prompt_source: no item with prompt source {prompt_source!r}")
     if not ids:
         raise Invalid("item_ids: a batch needs at least one item")
-    batch = Batch(project_id=project.id, name=name, overlap=overlap, lease_seconds=lease_seconds)
-    session.add(batch)
-    session.flush()
-    rng = random.Random()
-    rows = [{"batch_id": batch.id, "item_id": i, "shuffle_key": rng.randrange(2**31)} for i in ids]
-    for start in range(0, len(rows), INSERT_CHUNK):
-        session.execute(insert(BatchItem), rows[start : start + INSERT_CHUNK])
-    return batch
+    return ids
 
 
 def get_batch(session: Session, batch_id: int) -> Batch:
     batch = session.get(Batch, batch_id)
     if batch is None:
         raise NotFound(f"no batch {batch_id}")
+    return batch
+
+
+def is_member(session: Session, batch_id: int, user_id: int) -> bool:
+    return session.get(BatchMember, (batch_id, user_id)) is not None
+
+
+def visible_batch(session: Session, batch_id: int, user: User) -> Batch:
+    """The batch if the caller may see it: admins see every batch, annotators only those they
+    are members of; anything else is 404 so that ids cannot be probed."""
+    batch = session.get(Batch, batch_id)
+    if batch is None or (not user.is_admin and not is_member(session, batch_id, user.id)):
+        raise NotFound(f"no batch {batch_id}")
+    return batch
+
+
+def next_for(session: Session, batch_id: int, user: User) -> Lease | None:
+    """`queue.next_assignment` for a batch id: 404 for a batch the caller is not a member of
+    (an admin who is not a member is told why)."""
+    batch = get_batch(session, batch_id)
+    try:
+        return next_assignment(session, batch, user)
+    except NotFound:
+        if user.is_admin:
+            raise NotFound(
+                f"batch {batch_id}: you are not a member of it; add yourself to annotate"
+            ) from None
+        raise
+
+
+def set_open(session: Session, batch: Batch, is_open: bool) -> Batch:
+    """Closing stops next, submit and skip (409) without touching any data; reopening
+    resumes them."""
+    batch.is_open = is_open
+    session.flush()
+    return batch
+
+
+def update_batch(
+    session: Session,
+    batch: Batch,
+    *,
+    name: str | None = None,
+    overlap: int | None = None,
+    lease_seconds: int | None = None,
+) -> Batch:
+    if name is not None and name.strip() != batch.name:
+        name = name.strip()
+        taken = session.scalar(
+            select(Batch.id).where(Batch.project_id == batch.project_id, Batch.name == name)
+        )
+        if not name:
+            raise Invalid("name: must not be empty")
+        if taken is not None:
+            raise Conflict(f"batch {name!r} already exists in this project")
+        batch.name = name
+    if overlap is not None:
+        if overlap < batch.overlap:
+            raise Invalid(
+                f"overlap: can only be raised (now {batch.overlap}); lowering it could leave "
+                "items with more annotations than asked"
+            )
+        batch.overlap = overlap
+    if lease_seconds is not None:
+        if lease_seconds < 1:
+            raise Invalid("lease_seconds: must be at least 1")
+        batch.lease_seconds = lease_seconds
+    session.flush()
     return batch
 
 
@@ -79,7 +191,165 @@ def add_member(session: Session, batch: Batch, user: User) -> None:
 
 
 def remove_member(session: Session, batch: Batch, user: User) -> None:
+    """Removes the member and gives their live leases back to the queue. Their submitted
+    annotations stay."""
+    if session.get(BatchMember, (batch.id, user.id)) is None:
+        return
+    lock_membership(session, batch.id, user.id)
+    leases = session.execute(
+        select(Assignment.id, Assignment.item_id)
+        .where(
+            Assignment.batch_id == batch.id,
+            Assignment.annotator_id == user.id,
+            Assignment.status == "leased",
+        )
+        .with_for_update(key_share=True)
+    ).all()
+    if leases:
+        release_leases(session, batch.id, [(r.id, r.item_id) for r in leases], "expired")
     member = session.get(BatchMember, (batch.id, user.id))
     if member is not None:
         session.delete(member)
-        session.flush()
+    session.flush()
+
+
+@dataclass(frozen=True)
+class Progress:
+    items: int
+    overlap: int
+    wanted: int
+    submitted: int
+    items_complete: int
+    items_untouched: int
+    live_leases: int
+    skipped: int
+
+    @property
+    def percent(self) -> float:
+        return round(100.0 * self.submitted / self.wanted, 1) if self.wanted else 0.0
+
+
+@dataclass(frozen=True)
+class Counts:
+    """One annotator's assignments in a batch by state (`leased` counts unexpired leases)."""
+
+    submitted: int = 0
+    skipped: int = 0
+    leased: int = 0
+
+
+def batch_progress(session: Session, batch: Batch, now: datetime | None = None) -> Progress:
+    now = now or utcnow()
+    items, submitted, complete, untouched = session.execute(
+        select(
+            func.count(),
+            func.coalesce(func.sum(BatchItem.submitted), 0),
+            func.count().filter(BatchItem.submitted >= batch.overlap),
+            func.count().filter(BatchItem.taken == 0),
+        ).where(BatchItem.batch_id == batch.id)
+    ).one()
+    leased, skipped = session.execute(
+        select(
+            func.count().filter(Assignment.status == "leased", Assignment.leased_until >= now),
+            func.count().filter(Assignment.status == "skipped"),
+        ).where(Assignment.batch_id == batch.id, Assignment.status.in_(("leased", "skipped")))
+    ).one()
+    return Progress(
+        items=items,
+        overlap=batch.overlap,
+        wanted=items * batch.overlap,
+        submitted=int(submitted),
+        items_complete=complete,
+        items_untouched=untouched,
+        live_leases=leased,
+        skipped=skipped,
+    )
+
+
+def annotator_counts(
+    session: Session, batch_id: int, now: datetime | None = None, user_id: int | None = None
+) -> dict[int, Counts]:
+    """Per annotator (or just `user_id`): submitted, skipped and live-leased assignments."""
+    now = now or utcnow()
+    query = (
+        select(
+            Assignment.annotator_id,
+            func.count().filter(Assignment.status == "submitted"),
+            func.count().filter(Assignment.status == "skipped"),
+            func.count().filter(Assignment.status == "leased", Assignment.leased_until >= now),
+        )
+        .where(Assignment.batch_id == batch_id)
+        .group_by(Assignment.annotator_id)
+    )
+    if user_id is not None:
+        query = query.where(Assignment.annotator_id == user_id)
+    return {row[0]: Counts(row[1], row[2], row[3]) for row in session.execute(query)}
+
+
+@dataclass(frozen=True)
+class BatchSummary:
+    batch: Batch
+    items: int
+    submitted: int
+
+    @property
+    def wanted(self) -> int:
+        return self.items * self.batch.overlap
+
+    @property
+    def percent(self) -> float:
+        return round(100.0 * self.submitted / self.wanted, 1) if self.wanted else 0.0
+
+
+def list_batches(
+    session: Session,
+    user: User,
+    *,
+    project_id: int | None = None,
+    open_only: bool = False,
+) -> list[BatchSummary]:
+    """Batches the caller may see (admins: all; annotators: their own), with item counts."""
+    counts = (
+        select(
+            BatchItem.batch_id.label("batch_id"),
+            func.count().label("n_items"),
+            func.coalesce(func.sum(BatchItem.submitted), 0).label("n_submitted"),
+        )
+        .group_by(BatchItem.batch_id)
+        .subquery()
+    )
+    query = (
+        select(Batch, counts.c.n_items, counts.c.n_submitted)
+        .outerjoin(counts, counts.c.batch_id == Batch.id)
+        .order_by(Batch.id)
+    )
+    if not user.is_admin:
+        query = query.join(
+            BatchMember, (BatchMember.batch_id == Batch.id) & (BatchMember.user_id == user.id)
+        )
+    if project_id is not None:
+        query = query.where(Batch.project_id == project_id)
+    if open_only:
+        query = query.where(Batch.is_open.is_(True))
+    return [
+        BatchSummary(batch, int(items or 0), int(submitted or 0))
+        for batch, items, submitted in session.execute(query)
+    ]
+
+
+@dataclass(frozen=True)
+class MemberRow:
+    user: User
+    added_at: datetime
+    counts: Counts
+
+
+def list_members(session: Session, batch: Batch, now: datetime | None = None) -> list[MemberRow]:
+    counts = annotator_counts(session, batch.id, now)
+    rows = session.execute(
+        select(User, BatchMember.added_at)
+        .join(BatchMember, BatchMember.user_id == User.id)
+        .where(BatchMember.batch_id == batch.id)
+        .order_by(User.username)
+    )
+    return [MemberRow(user, added, counts.get(user.id, Counts())) for user, added in rows]

@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
-from fastapi.responses import Response
+from fastapi import APIRouter, Form, Query, Request
+from fastapi.responses import RedirectResponse, Response
 from sqlalchemy import func, select
 
+from app.auth.access import allow
 from app.auth.dependencies import AdminUser
+from app.batches.service import list_batches
 from app.db import DbSession
+from app.errors import DomainError, Invalid
 from app.items.models import Item
 from app.items.service import list_items
+from app.projects.markdown import render_markdown
 from app.projects.models import Project
-from app.projects.service import get_project
+from app.projects.service import create_project, get_project
+from app.projects.taxonomy import PRESETS
 from app.web.templating import render
 
 router = APIRouter(tags=["pages"], include_in_schema=False)
@@ -21,6 +26,7 @@ PAGE_SIZE = 50
 
 
 @router.get("/projects")
+@allow("admin")
 def projects_page(request: Request, session: DbSession, _admin: AdminUser) -> Response:
     rows = session.execute(
         select(Project, func.count(Item.id))
@@ -28,10 +34,71 @@ def projects_page(request: Request, session: DbSession, _admin: AdminUser) -> Re
         .group_by(Project.id)
         .order_by(Project.id)
     ).all()
-    return render(request, "projects.html", {"rows": [r.tuple() for r in rows]})
+    return render(request, "projects.html", {"rows": [tuple(r) for r in rows]})
+
+
+PRESET_CHOICES = ("pku-saferlhf-19", "beavertails-14", "custom")
+
+
+def _project_form(
+    request: Request, form: dict[str, Any], error: str | None, status: int
+) -> Response:
+    ctx = {"form": form, "error": error, "presets": PRESET_CHOICES, "taxonomies": PRESETS}
+    return render(request, "project_new.html", ctx, status_code=status)
+
+
+@router.get("/projects/new")
+@allow("admin")
+def new_project_page(request: Request, _admin: AdminUser) -> Response:
+    defaults = {"taxonomy_preset": "pku-saferlhf-19", "ask_safety": True, "ask_dual": True}
+    return _project_form(request, defaults, None, 200)
+
+
+@router.post("/projects")
+@allow("admin")
+def create_project_form(
+    request: Request,
+    session: DbSession,
+    _admin: AdminUser,
+    name: Annotated[str, Form(max_length=200)] = "",
+    taxonomy_preset: Annotated[str, Form(max_length=32)] = "pku-saferlhf-19",
+    custom_taxonomy: Annotated[str, Form(max_length=20_000)] = "",
+    guidelines: Annotated[str, Form(max_length=200_000)] = "",
+    ask_safety: Annotated[bool, Form()] = False,
+    ask_dual: Annotated[bool, Form()] = False,
+    ask_single: Annotated[bool, Form()] = False,
+    ask_rationale: Annotated[bool, Form()] = False,
+    show_suggestions: Annotated[bool, Form()] = False,
+) -> Response:
+    """The create-project form: a preset taxonomy or a custom list (one name per line)."""
+    questions = {
+        "ask_safety": ask_safety,
+        "ask_dual": ask_dual,
+        "ask_single": ask_single,
+        "ask_rationale": ask_rationale,
+        "show_suggestions": show_suggestions,
+    }
+    taxonomy: str | list[str] = taxonomy_preset
+    if taxonomy_preset == "custom":
+        taxonomy = [line.strip() for line in custom_taxonomy.splitlines() if line.strip()]
+    try:
+        if not any(questions[q] for q in ("ask_safety", "ask_dual", "ask_single")):
+            raise Invalid("questions: ask at least one of safety labels, dual or single ranking")
+        project = create_project(session, name, taxonomy, guidelines, **questions)
+    except DomainError as exc:
+        form = {
+            "name": name,
+            "taxonomy_preset": taxonomy_preset,
+            "custom_taxonomy": custom_taxonomy,
+            "guidelines": guidelines,
+            **questions,
+        }
+        return _project_form(request, form, exc.detail, exc.status_code)
+    return RedirectResponse(f"/projects/{project.id}", status_code=303)
 
 
 @router.get("/projects/{project_id}")
+@allow("admin")
 def project_page(
     request: Request,
     project_id: int,
@@ -43,4 +110,6 @@ def project_page(
     items, total = list_items(session, project_id, after_id=after_id, limit=PAGE_SIZE)
     next_after = items[-1].id if len(items) == PAGE_SIZE else None
     ctx = {"project": project, "items": items, "total": total, "next_after": next_after}
+    ctx["batches"] = list_batches(session, _admin, project_id=project.id)
+    ctx["guidelines_html"] = render_markdown(project.guidelines)
     return render(request, "project.html", ctx)

@@ -1,0 +1,251 @@
+"""The annotation page (one item per page, keyboard-first) and the annotator's "My work" page.
+
+Plain forms that POST and 303-redirect, so everything works without JavaScript. With htmx
+(`HX-Request`), a submit or skip answers with the next item's fragment instead, and pushes
+its URL. The form is turned into the API's body by `annotation_from_form` and saved by the
+same service as `PUT /api/v1/assignments/{id}/annotation`, so the same rules apply.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import RedirectResponse, Response
+from sqlalchemy import select
+from starlette.datastructures import FormData
+
+from app.annotations import service
+from app.annotations.forms import annotation_from_form
+from app.annotations.guide import DIMENSIONS, SEVERITIES, SEVERITY_KEYS, SHORTCUTS
+from app.annotations.models import Annotation
+from app.annotations.presenter import (
+    FormValues,
+    asked_dimensions,
+    complete_rankings,
+    field_errors,
+    form_duration_ms,
+    guidelines_html,
+    has_bidi_controls,
+    letter,
+    page_progress,
+    suggestion_for,
+    values_from_annotation,
+    values_from_form,
+)
+from app.auth.access import allow
+from app.auth.dependencies import CurrentUser
+from app.auth.models import User
+from app.batches import queue
+from app.batches.models import Assignment, Batch
+from app.batches.pages import assignment_url, done_url
+from app.batches.service import is_member
+from app.db import DbSession, utcnow
+from app.errors import Invalid, NotFound
+from app.items.models import Item
+from app.projects.category_help import category_help
+from app.web.templating import render
+
+router = APIRouter(tags=["pages"], include_in_schema=False)
+MY_WORK_PAGE = 50
+MAX_FORM_FIELDS = 10_000
+
+
+async def form_data(request: Request) -> FormData:
+    return await request.form(max_fields=MAX_FORM_FIELDS)
+
+
+PostedForm = Annotated[FormData, Depends(form_data)]
+
+
+def my_work_url(batch_id: int) -> str:
+    return f"/batches/{batch_id}/mine"
+
+
+def is_htmx(request: Request) -> bool:
+    return request.headers.get("hx-request") == "true"
+
+
+def _own_view(session: DbSession, assignment_id: int, user: User) -> service.AssignmentView:
+    view = service.assignment_view(session, assignment_id, user)
+    if view.assignment.annotator_id != user.id:
+        # Admins read other people's work through the API; this page is for doing one's own.
+        raise NotFound(f"no assignment {assignment_id}")
+    return view
+
+
+def page_context(
+    session: DbSession,
+    view: service.AssignmentView,
+    user: User,
+    *,
+    values: FormValues | None = None,
+    errors: dict[str, str] | None = None,
+    prior_ms: int = 0,
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    a, project = view.assignment, view.project
+    now = now or utcnow()
+    editable = view.batch.is_open and a.status in ("leased", "expired", "submitted")
+    return {
+        "view": view,
+        "a": a,
+        "batch": view.batch,
+        "project": project,
+        "item": view.item,
+        "responses": [(letter(i), r) for i, r in enumerate(view.responses)],
+        "bidi": {r.id for r in view.responses if has_bidi_controls(r.text)},
+        "prompt_bidi": has_bidi_controls(view.item.prompt),
+        "letters": {r.id: letter(i) for i, r in enumerate(view.responses)},
+        "values": values or values_from_annotation(view),
+        "errors": errors or {},
+        "categories": category_help(project.taxonomy_preset, project.taxonomy),
+        "severities": SEVERITIES,
+        "severity_keys": SEVERITY_KEYS,
+        "dimensions": [(d, *DIMENSIONS[d]) for d in asked_dimensions(view)],
+        "shortcuts": SHORTCUTS,
+        "guidelines": guidelines_html(project.guidelines),
+        "suggestion": suggestion_for(session, view),
+        "progress": page_progress(session, view.batch, user.id),
+        "editable": editable,
+        "revising": a.status == "submitted",
+        "lease_expired": a.status == "expired" or (a.status == "leased" and a.leased_until < now),
+        "prior_ms": prior_ms,
+        "my_work_url": my_work_url(view.batch.id),
+        "done_url": done_url(view.batch.id),
+    }
+
+
+def _render_view(
+    request: Request,
+    session: DbSession,
+    view: service.AssignmentView,
+    user: User,
+    status_code: int = 200,
+    **extra: Any,
+) -> Response:
+    ctx = page_context(session, view, user, **extra)
+    name = "fragments/annotate.html" if is_htmx(request) else "annotate.html"
+    return render(request, name, ctx, status_code=status_code)
+
+
+@router.get("/assignments/{assignment_id}")
+@allow("owner-only")
+def annotate_page(
+    request: Request, assignment_id: int, session: DbSession, user: CurrentUser
+) -> Response:
+    view = _own_view(session, assignment_id, user)
+    return render(request, "annotate.html", page_context(session, view, user))
+
+
+def _next(request: Request, session: DbSession, batch: Batch, user: User) -> Response:
+    """After a submit or skip: the next item (a fragment for htmx), or the batch-done page."""
+    lease = queue.next_assignment(session, batch, user)
+    if not is_htmx(request):
+        target = done_url(batch.id) if lease is None else assignment_url(lease.assignment.id)
+        return RedirectResponse(target, status_code=303)
+    if lease is None:
+        return Response(status_code=200, headers={"HX-Redirect": done_url(batch.id)})
+    view = service.assignment_view(session, lease.assignment.id, user)
+    response = _render_view(request, session, view, user)
+    response.headers["HX-Push-Url"] = assignment_url(lease.assignment.id)
+    return response
+
+
+@router.post("/assignments/{assignment_id}")
+@allow("owner-only")
+def submit_page(
+    request: Request,
+    assignment_id: int,
+    session: DbSession,
+    user: CurrentUser,
+    form: PostedForm,
+) -> Response:
+    now = utcnow()
+    view = _own_view(session, assignment_id, user)
+    was_submitted = view.assignment.status == "submitted"
+    try:
+        body = annotation_from_form(complete_rankings(form, view), view)
+        body = body.model_copy(
+            update={
+                "duration_ms": form_duration_ms(form, view, now),
+                "suggestion_viewed": form.get("suggestion_viewed") == "1",
+            }
+        )
+        service.submit(session, assignment_id, user, body, now=now)
+    except Invalid as exc:
+        session.rollback()
+        view = _own_view(session, assignment_id, user)
+        measured = str(form.get("duration_ms", ""))
+        return _render_view(
+            request,
+            session,
+            view,
+            user,
+            status_code=422,
+            values=values_from_form(form, view),
+            errors=field_errors(exc, view),
+            prior_ms=int(measured) if measured.isdigit() else 0,
+        )
+    if was_submitted:
+        target = f"{my_work_url(view.batch.id)}?saved={assignment_id}#a{assignment_id}"
+        if is_htmx(request):
+            return Response(status_code=200, headers={"HX-Redirect": target})
+        return RedirectResponse(target, status_code=303)
+    return _next(request, session, view.batch, user)
+
+
+@router.post("/assignments/{assignment_id}/skip")
+@allow("owner-only")
+def skip_page(
+    request: Request,
+    assignment_id: int,
+    session: DbSession,
+    user: CurrentUser,
+    form: PostedForm,
+) -> Response:
+    view = _own_view(session, assignment_id, user)
+    reason = str(form.get("reason") or "")[:2000]
+    service.skip(session, assignment_id, user, reason or None)
+    return _next(request, session, view.batch, user)
+
+
+@router.get("/batches/{batch_id}/mine")
+@allow("member-only")
+def my_work_page(
+    request: Request,
+    batch_id: int,
+    session: DbSession,
+    user: CurrentUser,
+    before: Annotated[int | None, Query(ge=1)] = None,
+    saved: Annotated[int | None, Query(ge=1)] = None,
+) -> Response:
+    """My submitted and skipped items in the batch, newest first, each reopenable."""
+    batch = session.get(Batch, batch_id)
+    if batch is None or not is_member(session, batch_id, user.id):
+        raise NotFound(f"no batch {batch_id}")
+    query = (
+        select(Assignment, Annotation, Item.prompt)
+        .join(Item, Item.id == Assignment.item_id)
+        .outerjoin(Annotation, Annotation.assignment_id == Assignment.id)
+        .where(
+            Assignment.batch_id == batch_id,
+            Assignment.annotator_id == user.id,
+            Assignment.status.in_(("submitted", "skipped")),
+        )
+        .order_by(Assignment.id.desc())
+        .limit(MY_WORK_PAGE)
+    )
+    if before is not None:
+        query = query.where(Assignment.id < before)
+    rows = [(a, ann, prompt) for a, ann, prompt in session.execute(query)]
+    ctx = {
+        "batch": batch,
+        "rows": rows,
+        "progress": page_progress(session, batch, user.id),
+        "saved": saved,
+        "older": rows[-1][0].id if len(rows) == MY_WORK_PAGE else None,
+        "done_url": done_url(batch.id),
+    }
+    return render(request, "my_work.html", ctx)

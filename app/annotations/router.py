@@ -1,0 +1,96 @@
+"""Assignment endpoints: read one's own assignment, submit or revise it, skip it."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from app.annotations import service
+from app.annotations.schemas import (
+    AnnotationIn,
+    AnnotationOut,
+    AssignmentOut,
+    SkipIn,
+    SkipOut,
+    StoredAnnotationOut,
+)
+from app.auth.access import allow
+from app.auth.dependencies import CurrentUser
+from app.batches.schemas import AssignedItemOut, AssignedResponseOut
+from app.db import DbSession
+
+router = APIRouter(prefix="/api/v1/assignments", tags=["assignments"])
+
+
+def annotation_out(result: service.SubmitResult) -> AnnotationOut:
+    a, ann = result.assignment, result.annotation
+    assert a.submitted_at is not None
+    return AnnotationOut(
+        annotation_id=ann.id,
+        assignment_id=a.id,
+        batch_id=a.batch_id,
+        item_id=a.item_id,
+        revision=ann.revision,
+        outcome=result.outcome,
+        submitted_at=a.submitted_at,
+        updated_at=ann.updated_at,
+        duration_ms=ann.duration_ms,
+        suggestion_viewed=ann.suggestion_viewed,
+        payload=ann.payload,
+    )
+
+
+@router.get("/{assignment_id}", response_model=AssignmentOut)
+@allow("owner")
+def get_assignment(assignment_id: int, session: DbSession, user: CurrentUser) -> AssignmentOut:
+    """The caller's own assignment (admins: any), its item in display order, and its
+    current annotation if submitted."""
+    view = service.assignment_view(session, assignment_id, user)
+    a, item, ann = view.assignment, view.item, view.annotation
+    return AssignmentOut(
+        assignment_id=a.id,
+        batch_id=a.batch_id,
+        status=a.status,
+        leased_until=a.leased_until,
+        submitted_at=a.submitted_at,
+        skip_reason=a.skip_reason,
+        item=AssignedItemOut(
+            id=item.id,
+            prompt=item.prompt,
+            prompt_source=item.prompt_source,
+            responses=[
+                AssignedResponseOut(id=r.id, text=r.text, source=r.source) for r in view.responses
+            ],
+        ),
+        annotation=None
+        if ann is None
+        else StoredAnnotationOut(
+            annotation_id=ann.id,
+            revision=ann.revision,
+            payload=ann.payload,
+            duration_ms=ann.duration_ms,
+            updated_at=ann.updated_at,
+        ),
+    )
+
+
+@router.put("/{assignment_id}/annotation", response_model=AnnotationOut)
+@allow("owner-only")
+def put_annotation(
+    assignment_id: int, body: AnnotationIn, session: DbSession, user: CurrentUser
+) -> AnnotationOut:
+    """Submit, or revise, the caller's annotation. Sending the same payload again is a no-op
+    (`outcome` "unchanged", same revision); a different one is kept as a new revision.
+    422 names the field that breaks a rule; 409 if the batch is closed, the assignment was
+    skipped, or the lease expired and the item has since gone to others (nothing saved)."""
+    return annotation_out(service.submit(session, assignment_id, user, body))
+
+
+@router.post("/{assignment_id}/skip", response_model=SkipOut)
+@allow("owner-only")
+def skip_assignment(
+    assignment_id: int, session: DbSession, user: CurrentUser, body: SkipIn | None = None
+) -> SkipOut:
+    """Skip: the item goes to other annotators and never comes back to the caller."""
+    result = service.skip(session, assignment_id, user, body.reason if body else None)
+    a = result.assignment
+    return SkipOut(assignment_id=a.id, status=a.status, skip_reason=a.skip_reason)

@@ -1,0 +1,262 @@
+"""Pages: admins' batch list, batch creation and batch detail; annotators' queue pages.
+
+Every form is a plain POST answered with a 303 redirect, so everything works without
+JavaScript. The annotation page itself lives in app/annotations/pages.py; it reaches the queue
+through `queue.next_assignment` and the URLs of `assignment_url` / `done_url` below.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Form, Request
+from fastapi.responses import RedirectResponse, Response
+from sqlalchemy import select
+from starlette.datastructures import FormData
+
+from app.auth.access import allow
+from app.auth.dependencies import AdminUser, CurrentUser
+from app.auth.models import User
+from app.auth.service import get_user
+from app.batches import service
+from app.db import DbSession, utcnow
+from app.errors import DomainError, Invalid
+from app.items.models import Item
+from app.projects.models import Project
+from app.projects.service import get_project
+from app.web.templating import render
+
+router = APIRouter(tags=["pages"], include_in_schema=False)
+
+
+def assignment_url(assignment_id: int) -> str:
+    """Where an annotator works on an assignment (the annotation page)."""
+    return f"/assignments/{assignment_id}"
+
+
+def done_url(batch_id: int) -> str:
+    """Shown when the queue has nothing left for the annotator in a batch."""
+    return f"/batches/{batch_id}/done"
+
+
+def redirect(url: str) -> RedirectResponse:
+    return RedirectResponse(url, status_code=303)
+
+
+async def form_data(request: Request) -> FormData:
+    return await request.form()
+
+
+Form_ = Annotated[FormData, Depends(form_data)]
+
+
+# ---------------------------------------------------------------- admin: batches
+
+
+@router.get("/batches")
+@allow("admin")
+def batches_page(
+    request: Request, session: DbSession, user: AdminUser, project_id: int | None = None
+) -> Response:
+    summaries = service.list_batches(session, user, project_id=project_id)
+    projects = {p.id: p for p in session.scalars(select(Project))}
+    ctx = {"summaries": summaries, "projects": projects, "project_id": project_id}
+    return render(request, "batches.html", ctx)
+
+
+def _new_batch_context(session: DbSession, project: Project, **extra: Any) -> dict[str, Any]:
+    sources = session.scalars(
+        select(Item.prompt_source)
+        .where(Item.project_id == project.id)
+        .distinct()
+        .order_by(Item.prompt_source)
+    ).all()
+    annotators = session.scalars(
+        select(User).where(User.is_active.is_(True)).order_by(User.role, User.username)
+    ).all()
+    ctx: dict[str, Any] = {
+        "project": project,
+        "sources": [s for s in sources if s],
+        "annotators": annotators,
+        "form": {"overlap": 3, "lease_minutes": 30, "members": []},
+        "error": None,
+    }
+    ctx.update(extra)
+    return ctx
+
+
+@router.get("/projects/{project_id}/batches/new")
+@allow("admin")
+def new_batch_page(
+    request: Request, project_id: int, session: DbSession, _admin: AdminUser
+) -> Response:
+    project = get_project(session, project_id)
+    return render(request, "batch_new.html", _new_batch_context(session, project))
+
+
+def _int_list(raw: str, field: str) -> list[int] | None:
+    parts = raw.replace(",", " ").split()
+    if not parts:
+        return None
+    try:
+        return [int(p) for p in parts]
+    except ValueError:
+        raise Invalid(
+            f"{field}: item ids are whole numbers separated by spaces or commas"
+        ) from None
+
+
+def _optional_int(raw: str, field: str) -> int | None:
+    raw = raw.strip()
+    if not raw:
+        return None
+    try:
+        return int(raw)
+    except ValueError:
+        raise Invalid(f"{field}: must be a whole number") from None
+
+
+@router.post("/projects/{project_id}/batches")
+@allow("admin")
+def create_batch_form(
+    request: Request, project_id: int, session: DbSession, _admin: AdminUser, form: Form_
+) -> Response:
+    project = get_project(session, project_id)
+    values = {k: str(v) for k, v in form.items() if k != "members"}
+    members = [str(m) for m in form.getlist("members")]
+    try:
+        # Everything is checked before the first write, so an error leaves nothing behind.
+        users = [get_user(session, username) for username in members]
+        for member in users:
+            if not member.is_active:
+                raise Invalid(f"members: user {member.username!r} is deactivated")
+        lease_minutes = _optional_int(values.get("lease_minutes", ""), "lease_minutes") or 30
+        overlap = _optional_int(values.get("overlap", ""), "overlap") or 3
+        batch = service.create_batch(
+            session,
+            project,
+            values.get("name", ""),
+            overlap=overlap,
+            lease_seconds=max(1, lease_minutes) * 60,
+            item_ids=_int_list(values.get("item_ids", ""), "item_ids"),
+            prompt_source=values.get("prompt_source") or None,
+            sample_size=_optional_int(values.get("sample_size", ""), "sample_size"),
+            sample_seed=_optional_int(values.get("sample_seed", ""), "sample_seed"),
+            is_open=values.get("is_open") == "on",
+        )
+        for member in users:
+            service.add_member(session, batch, member)
+    except DomainError as exc:
+        ctx = _new_batch_context(
+            session, project, form={**values, "members": members}, error=exc.detail
+        )
+        return render(request, "batch_new.html", ctx, status_code=exc.status_code)
+    return redirect(f"/batches/{batch.id}")
+
+
+@router.get("/batches/{batch_id}")
+@allow("admin")
+def batch_page(request: Request, batch_id: int, session: DbSession, _admin: AdminUser) -> Response:
+    batch = service.get_batch(session, batch_id)
+    now = utcnow()
+    members = service.list_members(session, batch, now)
+    member_ids = {row.user.id for row in members}
+    candidates = [
+        u
+        for u in session.scalars(
+            select(User).where(User.is_active.is_(True)).order_by(User.username)
+        )
+        if u.id not in member_ids
+    ]
+    ctx = {
+        "batch": batch,
+        "project": session.get_one(Project, batch.project_id),
+        "progress": service.batch_progress(session, batch, now),
+        "members": members,
+        "candidates": candidates,
+        "error": request.query_params.get("error"),
+    }
+    return render(request, "batch.html", ctx)
+
+
+@router.post("/batches/{batch_id}/open")
+@allow("admin")
+def open_batch_form(batch_id: int, session: DbSession, _admin: AdminUser) -> Response:
+    service.set_open(session, service.get_batch(session, batch_id), True)
+    return redirect(f"/batches/{batch_id}")
+
+
+@router.post("/batches/{batch_id}/close")
+@allow("admin")
+def close_batch_form(batch_id: int, session: DbSession, _admin: AdminUser) -> Response:
+    service.set_open(session, service.get_batch(session, batch_id), False)
+    return redirect(f"/batches/{batch_id}")
+
+
+@router.post("/batches/{batch_id}/settings")
+@allow("admin")
+def batch_settings_form(
+    batch_id: int,
+    session: DbSession,
+    _admin: AdminUser,
+    name: Annotated[str, Form(max_length=200)],
+    overlap: Annotated[int, Form(ge=1, le=100)],
+    lease_minutes: Annotated[int, Form(ge=1, le=7 * 24 * 60)],
+) -> Response:
+    batch = service.get_batch(session, batch_id)
+    service.update_batch(
+        session, batch, name=name, overlap=overlap, lease_seconds=lease_minutes * 60
+    )
+    return redirect(f"/batches/{batch_id}")
+
+
+@router.post("/batches/{batch_id}/members")
+@allow("admin")
+def add_member_form(
+    batch_id: int,
+    session: DbSession,
+    _admin: AdminUser,
+    username: Annotated[str, Form(min_length=1, max_length=64)],
+) -> Response:
+    batch = service.get_batch(session, batch_id)
+    service.add_member(session, batch, get_user(session, username.strip()))
+    return redirect(f"/batches/{batch_id}")
+
+
+@router.post("/batches/{batch_id}/members/{username}/remove")
+@allow("admin")
+def remove_member_form(
+    batch_id: int, username: str, session: DbSession, _admin: AdminUser
+) -> Response:
+    batch = service.get_batch(session, batch_id)
+    service.remove_member(session, batch, get_user(session, username))
+    return redirect(f"/batches/{batch_id}")
+
+
+# ---------------------------------------------------------------- annotators: the queue
+
+
+@router.post("/batches/{batch_id}/next")
+@allow("member-only")
+def next_page(batch_id: int, session: DbSession, user: CurrentUser) -> Response:
+    """The "next item" button: resume my lease or claim one, then show it."""
+    lease = service.next_for(session, batch_id, user)
+    if lease is None:
+        return redirect(done_url(batch_id))
+    return redirect(assignment_url(lease.assignment.id))
+
+
+@router.get("/batches/{batch_id}/done")
+@allow("member")
+def batch_done_page(
+    request: Request, batch_id: int, session: DbSession, user: CurrentUser
+) -> Response:
+    batch = service.visible_batch(session, batch_id, user)
+    ctx = {
+        "batch": batch,
+        "progress": service.batch_progress(session, batch),
+        "mine": service.annotator_counts(session, batch.id, user_id=user.id).get(
+            user.id, service.Counts()
+        ),
+    }
+    return render(request, "batch_done.html", ctx)

@@ -1,0 +1,234 @@
+"""Batch endpoints: create, list, open/close, members, progress, and the queue's `next`."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response
+from fastapi.responses import JSONResponse
+
+from app.auth.access import allow
+from app.auth.dependencies import AdminUser, CurrentUser
+from app.auth.service import get_user
+from app.batches import service
+from app.batches.models import Batch
+from app.batches.queue import Lease
+from app.batches.schemas import (
+    AssignedItemOut,
+    AssignedResponseOut,
+    BatchCreate,
+    BatchOut,
+    BatchProgressOut,
+    BatchUpdate,
+    MemberIn,
+    MemberOut,
+    MyProgressOut,
+    NextOut,
+)
+from app.db import DbSession, utcnow
+from app.errors import NotFound
+from app.projects.service import get_project
+
+router = APIRouter(prefix="/api/v1/batches", tags=["batches"])
+
+
+def batch_out(summary: service.BatchSummary) -> BatchOut:
+    b = summary.batch
+    return BatchOut(
+        id=b.id,
+        project_id=b.project_id,
+        name=b.name,
+        overlap=b.overlap,
+        lease_seconds=b.lease_seconds,
+        is_open=b.is_open,
+        created_at=b.created_at,
+        items=summary.items,
+        submitted=summary.submitted,
+        wanted=summary.wanted,
+        percent=summary.percent,
+    )
+
+
+def _summary(session: DbSession, batch: Batch) -> BatchOut:
+    progress = service.batch_progress(session, batch)
+    return batch_out(service.BatchSummary(batch, progress.items, progress.submitted))
+
+
+def lease_out(lease: Lease) -> NextOut:
+    item = lease.item
+    return NextOut(
+        assignment_id=lease.assignment.id,
+        batch_id=lease.assignment.batch_id,
+        leased_until=lease.assignment.leased_until,
+        resumed=lease.resumed,
+        item=AssignedItemOut(
+            id=item.id,
+            prompt=item.prompt,
+            prompt_source=item.prompt_source,
+            responses=[
+                AssignedResponseOut(id=r.id, text=r.text, source=r.source) for r in lease.responses
+            ],
+        ),
+    )
+
+
+@router.post("", status_code=201, response_model=BatchOut)
+@allow("admin")
+def create_batch(body: BatchCreate, session: DbSession, _admin: AdminUser) -> BatchOut:
+    project = get_project(session, body.project_id)
+    members = [get_user(session, name) for name in dict.fromkeys(body.members)]
+    batch = service.create_batch(
+        session,
+        project,
+        body.name,
+        overlap=body.overlap,
+        lease_seconds=body.lease_seconds,
+        item_ids=body.item_ids,
+        prompt_source=body.prompt_source,
+        sample_size=body.sample_size,
+        sample_seed=body.sample_seed,
+        is_open=body.is_open,
+    )
+    for user in members:
+        service.add_member(session, batch, user)
+    return _summary(session, batch)
+
+
+@router.get("", response_model=list[BatchOut])
+@allow("authenticated")
+def list_batches(
+    session: DbSession,
+    user: CurrentUser,
+    project_id: Annotated[int | None, Query()] = None,
+    open_only: Annotated[bool, Query()] = False,
+) -> list[BatchOut]:
+    """Admins: every batch; annotators: the batches they are members of."""
+    found = service.list_batches(session, user, project_id=project_id, open_only=open_only)
+    return [batch_out(s) for s in found]
+
+
+@router.get("/{batch_id}", response_model=BatchOut)
+@allow("member")
+def get_batch(batch_id: int, session: DbSession, user: CurrentUser) -> BatchOut:
+    return _summary(session, service.visible_batch(session, batch_id, user))
+
+
+@router.patch("/{batch_id}", response_model=BatchOut)
+@allow("admin")
+def update_batch(
+    batch_id: int, body: BatchUpdate, session: DbSession, _admin: AdminUser
+) -> BatchOut:
+    batch = service.get_batch(session, batch_id)
+    service.update_batch(
+        session, batch, name=body.name, overlap=body.overlap, lease_seconds=body.lease_seconds
+    )
+    return _summary(session, batch)
+
+
+@router.post("/{batch_id}/open", response_model=BatchOut)
+@allow("admin")
+def open_batch(batch_id: int, session: DbSession, _admin: AdminUser) -> BatchOut:
+    batch = service.set_open(session, service.get_batch(session, batch_id), True)
+    return _summary(session, batch)
+
+
+@router.post("/{batch_id}/close", response_model=BatchOut)
+@allow("admin")
+def close_batch(batch_id: int, session: DbSession, _admin: AdminUser) -> BatchOut:
+    batch = service.set_open(session, service.get_batch(session, batch_id), False)
+    return _summary(session, batch)
+
+
+def _member_rows(session: DbSession, batch: Batch) -> list[MemberOut]:
+    return [
+        MemberOut(
+            username=row.user.username,
+            role=row.user.role,
+            is_active=row.user.is_active,
+            added_at=row.added_at,
+            submitted=row.counts.submitted,
+            skipped=row.counts.skipped,
+            leased=row.counts.leased,
+        )
+        for row in service.list_members(session, batch)
+    ]
+
+
+@router.get("/{batch_id}/members", response_model=list[MemberOut])
+@allow("admin")
+def list_members(batch_id: int, session: DbSession, _admin: AdminUser) -> list[MemberOut]:
+    return _member_rows(session, service.get_batch(session, batch_id))
+
+
+@router.post("/{batch_id}/members", response_model=list[MemberOut])
+@allow("admin")
+def add_member(
+    batch_id: int, body: MemberIn, session: DbSession, _admin: AdminUser
+) -> list[MemberOut]:
+    """Adds a member (adding one twice changes nothing); returns the member list."""
+    batch = service.get_batch(session, batch_id)
+    service.add_member(session, batch, get_user(session, body.username))
+    return _member_rows(session, batch)
+
+
+def _remove(session: DbSession, batch_id: int, username: str) -> Response:
+    batch = service.get_batch(session, batch_id)
+    user = get_user(session, username)
+    if not service.is_member(session, batch.id, user.id):
+        raise NotFound(f"{username!r} is not a member of batch {batch_id}")
+    service.remove_member(session, batch, user)
+    return Response(status_code=204)
+
+
+@router.delete("/{batch_id}/members", status_code=204)
+@allow("admin")
+def remove_member(batch_id: int, body: MemberIn, session: DbSession, _admin: AdminUser) -> Response:
+    """Removes a member; their live leases go back to the queue, their annotations stay."""
+    return _remove(session, batch_id, body.username)
+
+
+@router.delete("/{batch_id}/members/{username}", status_code=204)
+@allow("admin")
+def remove_member_by_name(
+    batch_id: int, username: str, session: DbSession, _admin: AdminUser
+) -> Response:
+    """Same as DELETE /members with a body, for clients that send no body with DELETE."""
+    return _remove(session, batch_id, username)
+
+
+@router.post(
+    "/{batch_id}/next",
+    response_model=NextOut,
+    responses={204: {"description": "nothing is left for the caller in this batch"}},
+)
+@allow("member-only")
+def next_assignment(batch_id: int, session: DbSession, user: CurrentUser) -> Response:
+    """The caller's next assignment: their unexpired lease if they hold one, otherwise a new
+    claim; 204 when nothing is left for them. 409 when the batch is closed."""
+    lease = service.next_for(session, batch_id, user)
+    if lease is None:
+        return Response(status_code=204)
+    return JSONResponse(lease_out(lease).model_dump(mode="json"))
+
+
+@router.get("/{batch_id}/progress", response_model=BatchProgressOut)
+@allow("member")
+def batch_progress(batch_id: int, session: DbSession, user: CurrentUser) -> BatchProgressOut:
+    batch = service.visible_batch(session, batch_id, user)
+    now = utcnow()
+    p = service.batch_progress(session, batch, now)
+    mine = service.annotator_counts(session, batch.id, now, user.id).get(user.id, service.Counts())
+    return BatchProgressOut(
+        batch_id=batch.id,
+        is_open=batch.is_open,
+        items=p.items,
+        overlap=p.overlap,
+        wanted=p.wanted,
+        submitted=p.submitted,
+        items_complete=p.items_complete,
+        items_untouched=p.items_untouched,
+        live_leases=p.live_leases,
+        skipped=p.skipped,
+        percent=p.percent,
+        mine=MyProgressOut(submitted=mine.submitted, skipped=mine.skipped, leased=mine.leased),
+    )

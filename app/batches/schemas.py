@@ -1,0 +1,116 @@
+"""API shapes for batches, members, progress and the assignments the queue hands out."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, Field
+
+MAX_LEASE_SECONDS = 7 * 24 * 3600
+MAX_OVERLAP = 100
+
+
+class BatchCreate(BaseModel):
+    """Items: `item_ids` if given, else every item of the project; then narrowed by
+    `prompt_source`, then a random sample of `sample_size` (reproducible with `sample_seed`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    project_id: int
+    name: str = Field(min_length=1, max_length=200)
+    overlap: int = Field(default=3, ge=1, le=MAX_OVERLAP)
+    lease_seconds: int = Field(default=30 * 60, ge=1, le=MAX_LEASE_SECONDS)
+    item_ids: list[int] | None = Field(default=None, max_length=1_000_000)
+    prompt_source: str | None = Field(default=None, max_length=200)
+    sample_size: int | None = Field(default=None, ge=1)
+    sample_seed: int | None = None
+    is_open: bool = True
+    members: list[str] = Field(default_factory=list, max_length=10_000)
+
+
+class BatchUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    # Raising the overlap is safe at any time; lowering it could leave items above k.
+    overlap: int | None = Field(default=None, ge=1, le=MAX_OVERLAP)
+    lease_seconds: int | None = Field(default=None, ge=1, le=MAX_LEASE_SECONDS)
+
+
+class ProgressOut(BaseModel):
+    items: int
+    overlap: int
+    # items * overlap: the number of annotations the batch is after.
+    wanted: int
+    submitted: int
+    items_complete: int
+    items_untouched: int
+    live_leases: int
+    skipped: int
+    percent: float
+
+
+class MyProgressOut(BaseModel):
+    submitted: int
+    skipped: int
+    leased: int
+
+
+class BatchOut(BaseModel):
+    id: int
+    project_id: int
+    name: str
+    overlap: int
+    lease_seconds: int
+    is_open: bool
+    created_at: datetime
+    items: int
+    submitted: int
+    wanted: int
+    percent: float
+
+
+class BatchProgressOut(ProgressOut):
+    batch_id: int
+    is_open: bool
+    # The caller's own counts (all zero for an admin who is not a member).
+    mine: MyProgressOut
+
+
+class MemberIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    username: str = Field(min_length=1, max_length=64)
+
+
+class MemberOut(BaseModel):
+    username: str
+    role: str
+    is_active: bool
+    added_at: datetime
+    submitted: int
+    skipped: int
+    leased: int
+
+
+class AssignedResponseOut(BaseModel):
+    id: int
+    text: str
+    source: str
+
+
+class AssignedItemOut(BaseModel):
+    id: int
+    prompt: str
+    prompt_source: str
+    # In this assignment's display order (shuffled per assignment against position bias).
+    responses: list[AssignedResponseOut]
+
+
+class NextOut(BaseModel):
+    assignment_id: int
+    batch_id: int
+    leased_until: datetime
+    # True when this is the caller's unexpired lease handed back, not a new claim.
+    resumed: bool
+    item: AssignedItemOut

@@ -1,0 +1,131 @@
+"""A real server for end-to-end tests: uvicorn worker processes in a child process, and a
+throwaway PostgreSQL server (scripts/pg.sh) that a test may stop and start at will."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+PG_SH = ROOT / "scripts" / "pg.sh"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@contextmanager
+def app_server(database_url: str, *, workers: int, secret: str) -> Iterator[str]:
+    """Serves app.main:app with `workers` processes; yields the base URL once it answers."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "SAFEPREF_DATABASE_URL": database_url,
+        "SAFEPREF_SECRET_KEY": secret,
+        "SAFEPREF_ENVIRONMENT": "development",
+    }
+    log = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the server
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "app.main:app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+            "--log-level",
+            "warning",
+            "--no-access-log",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            if proc.poll() is not None:
+                log.seek(0)
+                raise RuntimeError(f"server exited:\n{log.read().decode(errors='replace')}")
+            try:
+                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError("server did not start within 30 s")
+            time.sleep(0.1)
+        # With several workers, make sure each has started (each answers on the shared port).
+        time.sleep(0.5 if workers > 1 else 0)
+        yield base
+    finally:
+        # The whole session we started: the uvicorn supervisor and its workers.
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        log.close()
+
+
+class PostgresServer:
+    """A private PostgreSQL server started with scripts/pg.sh (as the postgres user)."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.url = ""
+
+    def start(self) -> str:
+        out = subprocess.run(
+            ["bash", str(PG_SH), "start", str(self.directory)],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+        self.url = out.strip().splitlines()[-1]
+        return self.url
+
+    def _pg_ctl(self, *args: str) -> None:
+        pg_ctl = shutil.which("pg_ctl") or "/usr/lib/postgresql/15/bin/pg_ctl"
+        cmd = [pg_ctl, "-D", str(self.directory / "data"), *args]
+        if os.getuid() == 0:
+            cmd = ["runuser", "-u", "postgres", "--", *cmd]
+        subprocess.run(cmd, check=True, capture_output=True)
+
+    def stop_server(self) -> None:
+        """Stops the server (fast shutdown: open connections are cut)."""
+        self._pg_ctl("stop", "-m", "fast", "-w")
+
+    def restart(self) -> None:
+        """Starts it again on the same port (pg_ctl restart reuses the recorded options)."""
+        self._pg_ctl("restart", "-m", "fast", "-w", "-l", str(self.directory / "server.log"))
+
+    def remove(self) -> None:
+        subprocess.run(["bash", str(PG_SH), "stop", str(self.directory)], check=False)
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+
+def pg_binaries_available() -> bool:
+    return shutil.which("pg_ctl") is not None or Path("/usr/lib/postgresql/15/bin/pg_ctl").exists()

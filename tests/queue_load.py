@@ -1,0 +1,330 @@
+"""Simulated annotators against a live server, and the checks of the queue's promises.
+
+Each annotator loops next -> submit over HTTP with random skips, abandoned leases (it sleeps
+past the lease, then either submits late or asks for more), duplicate submits sent at the same
+moment, and revisions, until the batch is complete. Every response is recorded.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import httpx
+from sqlalchemy import create_engine, func, select
+from sqlalchemy.orm import Session
+
+from app.annotations.models import Annotation
+from app.auth.models import User
+from app.auth.service import create_token
+from app.batches.models import Assignment, BatchItem
+from app.batches.service import add_member, create_batch
+from app.projects.taxonomy import PKU_SAFERLHF_19
+from tests.queue_factory import quick_users, seed_project
+
+
+@dataclass
+class Seeded:
+    batch_id: int
+    tokens: list[str]
+    user_ids: list[int]
+
+
+def seed(url: str, *, items: int, overlap: int, annotators: int, lease_seconds: int) -> Seeded:
+    engine = create_engine(url)
+    try:
+        with Session(engine) as session, session.begin():
+            project, _ = seed_project(session, items)
+            batch = create_batch(
+                session, project, "load", overlap=overlap, lease_seconds=lease_seconds
+            )
+            users = quick_users(session, annotators, prefix="load")
+            tokens = []
+            for user in users:
+                add_member(session, batch, user)
+                tokens.append(create_token(session, user)[1])
+            return Seeded(batch.id, tokens, [u.id for u in users])
+    finally:
+        engine.dispose()
+
+
+@dataclass
+class Record:
+    """Everything the clients saw, shared by their threads."""
+
+    statuses: Counter[int] = field(default_factory=Counter)
+    server_errors: list[str] = field(default_factory=list)
+    transport_errors: list[str] = field(default_factory=list)
+    # (time sent, seconds taken) of every 503.
+    unavailable: list[tuple[float, float]] = field(default_factory=list)
+    ok_times: list[float] = field(default_factory=list)
+    # assignment id -> (annotator index, last acknowledged payload)
+    acked: dict[int, tuple[int, dict[str, Any]]] = field(default_factory=dict)
+    outcomes: Counter[str] = field(default_factory=Counter)
+    problems: list[str] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def summary(self) -> str:
+        return f"statuses {dict(self.statuses)} outcomes {dict(self.outcomes)}"
+
+    def note(self, method: str, path: str, sent: float, r: httpx.Response) -> None:
+        took = time.monotonic() - sent
+        with self.lock:
+            self.statuses[r.status_code] += 1
+            if r.status_code == 503:
+                self.unavailable.append((sent, took))
+            elif r.status_code >= 500:
+                self.server_errors.append(f"{method} {path} -> {r.status_code}: {r.text[:300]}")
+            elif r.status_code < 300:
+                self.ok_times.append(sent)
+
+
+def random_payload(rng: random.Random, ids: list[int]) -> dict[str, Any]:
+    labels = []
+    for rid in ids:
+        safe = rng.random() < 0.5
+        flagged = set(rng.sample(PKU_SAFERLHF_19, rng.randint(1, 3)))
+        labels.append(
+            {
+                "response_id": rid,
+                "is_safe": safe,
+                # Taxonomy order, as the server stores them.
+                "harm_categories": [] if safe else [c for c in PKU_SAFERLHF_19 if c in flagged],
+                "severity": None if safe else rng.choice(["minor", "moderate", "severe"]),
+            }
+        )
+    safe_ids = [x["response_id"] for x in labels if x["is_safe"]]
+    unsafe_ids = [x["response_id"] for x in labels if not x["is_safe"]]
+    rng.shuffle(safe_ids)
+    rng.shuffle(unsafe_ids)
+    helpful = list(ids)
+    rng.shuffle(helpful)
+    return {
+        "responses": labels,
+        "helpfulness": helpful,
+        "harmlessness": safe_ids + unsafe_ids,
+        "duration_ms": rng.randint(1000, 60000),
+    }
+
+
+class Annotator:
+    def __init__(
+        self,
+        index: int,
+        base: str,
+        token: str,
+        batch_id: int,
+        record: Record,
+        *,
+        lease_seconds: float,
+        seed: int,
+        skip_rate: float = 0.1,
+        abandon_rate: float = 0.06,
+        duplicate_rate: float = 0.15,
+        revise_rate: float = 0.05,
+    ) -> None:
+        self.index = index
+        self.batch_id = batch_id
+        self.record = record
+        self.lease_seconds = lease_seconds
+        self.rng = random.Random(seed)
+        self.rates = (skip_rate, abandon_rate, duplicate_rate, revise_rate)
+        self.http = httpx.Client(
+            base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=20
+        )
+
+    def call(self, method: str, path: str, body: Any = None) -> httpx.Response | None:
+        sent = time.monotonic()
+        try:
+            r = self.http.request(method, path, json=body)
+        except httpx.TransportError as exc:
+            with self.record.lock:
+                self.record.transport_errors.append(f"{method} {path}: {exc!r}")
+            return None
+        self.record.note(method, path, sent, r)
+        return r
+
+    def retrying(self, method: str, path: str, body: Any = None) -> httpx.Response:
+        """Repeats a call while the service is unavailable (503) or unreachable."""
+        while True:
+            r = self.call(method, path, body)
+            if r is not None and r.status_code != 503:
+                return r
+            time.sleep(0.1)
+
+    def run(self, deadline: float) -> None:
+        try:
+            self._loop(deadline)
+        except Exception as exc:  # a broken promise, reported by the test
+            with self.record.lock:
+                self.record.problems.append(f"annotator {self.index}: {exc!r}")
+        finally:
+            self.http.close()
+
+    def _loop(self, deadline: float) -> None:
+        batch = f"/api/v1/batches/{self.batch_id}"
+        skip_rate, abandon_rate, _, _ = self.rates
+        while time.monotonic() < deadline:
+            if self.rng.random() < 0.1:
+                # Two tabs asking at the same moment must not get two leases. (One may see
+                # 204 and the other a lease: an item can come back to the queue in between.)
+                pair = self._twice_at_once("POST", f"{batch}/next", None)
+                leases = {a.json()["assignment_id"] for a in pair if a.status_code == 200}
+                if len(leases) > 1:
+                    raise AssertionError(f"simultaneous next calls gave two leases: {leases}")
+                r = max(pair, key=lambda a: a.status_code == 200)
+            else:
+                r = self.retrying("POST", f"{batch}/next")
+            if r.status_code == 204:
+                progress = self.retrying("GET", f"{batch}/progress").json()
+                if progress["submitted"] >= progress["wanted"]:
+                    return
+                time.sleep(0.2)  # others hold leases that may still come back
+                continue
+            if r.status_code != 200:
+                raise AssertionError(f"next -> {r.status_code}: {r.text}")
+            lease = r.json()
+            lease_end = datetime.fromisoformat(lease["leased_until"]).timestamp()
+            aid = lease["assignment_id"]
+            ids = sorted(x["id"] for x in lease["item"]["responses"])
+            roll = self.rng.random()
+            if roll < skip_rate:
+                s = self.retrying("POST", f"/api/v1/assignments/{aid}/skip", {"reason": "load"})
+                if s.status_code != 200:
+                    raise AssertionError(f"skip -> {s.status_code}: {s.text}")
+                continue
+            if roll < skip_rate + abandon_rate:
+                time.sleep(self.lease_seconds + 0.3 + self.rng.random())
+                if self.rng.random() < 0.5:
+                    continue  # walks away from it for good; the queue must reclaim it
+            self._submit(aid, ids, lease_end)
+
+    def _submit(self, aid: int, ids: list[int], lease_end: float) -> None:
+        _, _, duplicate_rate, revise_rate = self.rates
+        url = f"/api/v1/assignments/{aid}/annotation"
+        payload = random_payload(self.rng, ids)
+        if self.rng.random() < duplicate_rate:
+            answers = self._twice_at_once("PUT", url, payload)
+        else:
+            answers = [self.retrying("PUT", url, payload)]
+        # Answered after the lease ended (same machine, same clock): a refusal is legitimate
+        # if the slot has gone to someone else; before that, it would be a broken promise.
+        late = time.time() >= lease_end
+        codes = {a.status_code for a in answers}
+        if codes == {409} and late:
+            with self.record.lock:
+                self.record.outcomes["late-refused"] += 1
+            return
+        if codes != {200}:
+            raise AssertionError(f"submit -> {[(a.status_code, a.text) for a in answers]}")
+        ids_seen = {a.json()["annotation_id"] for a in answers}
+        if len(ids_seen) != 1:
+            raise AssertionError(f"duplicate submits made two annotations: {ids_seen}")
+        self._ack(aid, payload, [a.json()["outcome"] for a in answers], late)
+        if self.rng.random() < revise_rate:
+            changed = {**payload, "helpfulness": list(reversed(payload["helpfulness"]))}
+            r = self.retrying("PUT", url, changed)
+            if r.status_code != 200 or r.json()["outcome"] != "revised":
+                raise AssertionError(f"revise -> {r.status_code}: {r.text}")
+            self._ack(aid, changed, ["revised"], late)
+
+    def _twice_at_once(self, method: str, url: str, payload: Any) -> list[httpx.Response]:
+        answers: list[httpx.Response | None] = [None, None]
+
+        def send(slot: int) -> None:
+            answers[slot] = self.retrying(method, url, payload)
+
+        other = threading.Thread(target=send, args=(1,))
+        other.start()
+        send(0)
+        other.join()
+        return [a for a in answers if a is not None]
+
+    def _ack(self, aid: int, payload: dict[str, Any], outcomes: list[str], late: bool) -> None:
+        stored = {k: v for k, v in payload.items() if k != "duration_ms"}
+        with self.record.lock:
+            self.record.acked[aid] = (self.index, stored)
+            for outcome in outcomes:
+                self.record.outcomes[outcome] += 1
+            if late:
+                self.record.outcomes["late-accepted"] += 1
+
+
+def run_annotators(
+    base: str, seeded: Seeded, record: Record, *, lease_seconds: float, timeout: float
+) -> list[threading.Thread]:
+    """Starts one thread per annotator; returns them (join them to wait for the end)."""
+    deadline = time.monotonic() + timeout
+    threads = []
+    for index, token in enumerate(seeded.tokens):
+        annotator = Annotator(
+            index, base, token, seeded.batch_id, record, lease_seconds=lease_seconds, seed=index
+        )
+        thread = threading.Thread(target=annotator.run, args=(deadline,), daemon=True)
+        thread.start()
+        threads.append(thread)
+    return threads
+
+
+def check_database(url: str, seeded: Seeded, record: Record, *, items: int, overlap: int) -> None:
+    """The queue's promises, read back from the database after the run."""
+    engine = create_engine(url)
+    try:
+        with Session(engine) as session:
+            per_item = session.execute(
+                select(BatchItem.item_id, BatchItem.taken, BatchItem.submitted).where(
+                    BatchItem.batch_id == seeded.batch_id
+                )
+            ).all()
+            assert len(per_item) == items
+            bad = [(i, t, s) for i, t, s in per_item if (t, s) != (overlap, overlap)]
+            assert not bad, f"items off their k={overlap}: {bad[:5]}"
+            counted = dict(
+                session.execute(
+                    select(Annotation.item_id, func.count())
+                    .where(Annotation.batch_id == seeded.batch_id)
+                    .group_by(Annotation.item_id)
+                ).all()
+            )
+            assert len(counted) == items and set(counted.values()) == {overlap}, counted
+            twice = session.execute(
+                select(Assignment.item_id, Assignment.annotator_id, func.count())
+                .where(Assignment.batch_id == seeded.batch_id)
+                .group_by(Assignment.item_id, Assignment.annotator_id)
+                .having(func.count() > 1)
+            ).all()
+            assert not twice
+            twice = session.execute(
+                select(Annotation.item_id, Annotation.annotator_id, func.count())
+                .where(Annotation.batch_id == seeded.batch_id)
+                .group_by(Annotation.item_id, Annotation.annotator_id)
+                .having(func.count() > 1)
+            ).all()
+            assert not twice
+            live = session.scalar(
+                select(func.count())
+                .select_from(Assignment)
+                .where(Assignment.batch_id == seeded.batch_id, Assignment.status == "leased")
+            )
+            assert live == 0
+            stored = {
+                a.assignment_id: a
+                for a in session.scalars(
+                    select(Annotation).where(Annotation.batch_id == seeded.batch_id)
+                )
+            }
+            names = dict(session.execute(select(User.id, User.username)).all())
+            for aid, (index, payload) in record.acked.items():
+                annotation = stored.get(aid)
+                assert annotation is not None, f"acknowledged submit {aid} is not stored"
+                assert annotation.annotator_id == seeded.user_ids[index], names
+                assert annotation.payload == payload, (aid, annotation.payload, payload)
+            # Nothing stored that nobody was told about.
+            assert set(stored) == set(record.acked)
+    finally:
+        engine.dispose()

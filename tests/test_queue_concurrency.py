@@ -1,0 +1,118 @@
+"""The queue under real concurrency: uvicorn worker processes, dozens of annotators over HTTP.
+
+PostgreSQL runs with 2 worker processes, SQLite with 1. A second test restarts its own
+PostgreSQL server mid-run: requests must fail fast with 503 while it is down, the app must
+recover by itself, and the same promises must hold afterwards.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from conftest import DatabaseFactory, missing
+
+from app import migrate
+from app.config import Settings
+from app.db import make_engine
+from tests.live_server import PostgresServer, app_server, pg_binaries_available
+from tests.queue_load import Record, check_database, run_annotators, seed
+
+pytestmark = pytest.mark.slow
+
+ITEMS = 60
+OVERLAP = 3
+ANNOTATORS = 30
+LEASE_SECONDS = 2
+SECRET = "queue-test-" + uuid.uuid4().hex
+
+
+def migrated(url: str) -> str:
+    engine = make_engine(Settings(database_url=url))
+    try:
+        migrate.upgrade(engine)
+    finally:
+        engine.dispose()
+    return url
+
+
+def assert_clean(record: Record) -> None:
+    assert not record.problems, record.problems
+    assert not record.server_errors, record.server_errors[:5]
+    assert not record.transport_errors, record.transport_errors[:5]
+
+
+def assert_exercised(record: Record) -> None:
+    """The run really went through the paths it claims to test."""
+    assert record.outcomes["created"] == ITEMS * OVERLAP
+    assert record.outcomes["unchanged"] > 0  # duplicate submits
+    assert record.outcomes["late-accepted"] + record.outcomes["late-refused"] > 0
+    assert record.statuses[204] >= ANNOTATORS
+
+
+def test_queue_keeps_its_promises_with_concurrent_annotators(
+    backend: str, databases: DatabaseFactory
+) -> None:
+    url = migrated(databases.new_url())
+    seeded = seed(
+        url, items=ITEMS, overlap=OVERLAP, annotators=ANNOTATORS, lease_seconds=LEASE_SECONDS
+    )
+    workers = 2 if backend == "postgresql" else 1
+    record = Record()
+    with app_server(url, workers=workers, secret=SECRET) as base:
+        started = time.monotonic()
+        threads = run_annotators(base, seeded, record, lease_seconds=LEASE_SECONDS, timeout=60)
+        for thread in threads:
+            thread.join()
+        print(f"{backend}: {time.monotonic() - started:.1f} s", record.summary())
+    assert_clean(record)
+    assert record.statuses[503] == 0
+    assert_exercised(record)
+    check_database(url, seeded, record, items=ITEMS, overlap=OVERLAP)
+
+
+def test_queue_survives_a_postgres_restart_mid_run() -> None:
+    if not pg_binaries_available():
+        missing("PostgreSQL binaries (pg_ctl) not available for a private server")
+    server = PostgresServer(Path(tempfile.mkdtemp(prefix="safepref-fault-")))
+    try:
+        url = migrated(server.start())
+        seeded = seed(
+            url, items=ITEMS, overlap=OVERLAP, annotators=ANNOTATORS, lease_seconds=LEASE_SECONDS
+        )
+        record = Record()
+        with app_server(url, workers=2, secret=SECRET) as base:
+            threads = run_annotators(base, seeded, record, lease_seconds=LEASE_SECONDS, timeout=75)
+            while len(record.acked) < ITEMS * OVERLAP // 3:
+                assert any(t.is_alive() for t in threads), record.problems
+                time.sleep(0.05)
+            down_at = time.monotonic()
+            server.stop_server()
+            time.sleep(3)  # a real outage, long enough for every client to hit it
+            server.restart()
+            up_at = time.monotonic()
+            for thread in threads:
+                thread.join()
+        print(
+            f"fault: {len(record.unavailable)} answers 503 (slowest "
+            f"{max((t for _, t in record.unavailable), default=0):.2f} s),",
+            f"first success {min(t for t in record.ok_times if t >= up_at) - up_at:.2f} s after",
+            "the restart;",
+            record.summary(),
+        )
+        assert_clean(record)
+        outage = [(sent, took) for sent, took in record.unavailable if sent >= down_at]
+        assert outage, "no request saw the outage"
+        # Fail fast: nothing hangs on a dead database (connect timeout is 3 s).
+        assert max(took for _, took in record.unavailable) < 6
+        # Only the outage and its immediate aftermath answer 503.
+        assert all(down_at - 1 <= sent <= up_at + 10 for sent, _ in record.unavailable)
+        recovered = min(t for t in record.ok_times if t >= up_at)
+        assert recovered - up_at < 10
+        assert_exercised(record)
+        check_database(url, seeded, record, items=ITEMS, overlap=OVERLAP)
+    finally:
+        server.remove()
