@@ -1,0 +1,277 @@
+"""Browser tests: the real app served by uvicorn, driven by headless Chromium (Playwright).
+
+`live_server` runs `safepref demo` against a fresh migrated database of the current backend
+and serves it from a uvicorn subprocess; `open_page` gives pages whose JavaScript dialogs,
+page errors, console errors and Content-Security-Policy violations fail the test.
+Screenshots go to artifacts/screenshots/ (git-ignored).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session
+
+from app.config import Settings
+from app.db import make_engine
+
+# The test modules here import their helpers by plain name (`from browserkit import login`).
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from browserkit import ROOT, WIDE
+
+CHROMIUM = os.environ.get("SAFEPREF_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
+
+
+def _root_conftest() -> ModuleType:
+    # tests/ is not a package, so the top-level conftest cannot be imported by name here.
+    name = "_safepref_root_conftest"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, ROOT / "tests" / "conftest.py")
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+def missing(reason: str) -> None:
+    """The suite's rule: skip locally, fail under CI=true."""
+    _root_conftest().missing(reason)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class LiveServer:
+    url: str
+    backend: str
+    database_url: str
+    engine: Engine
+    log_path: Path
+    admin_token: str = ""
+    demo_batch_id: int = 0
+    demo_project_id: int = 0
+    _client: httpx.Client | None = field(default=None, repr=False)
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """A session on the server's database, committed on success."""
+        with Session(self.engine, expire_on_commit=False) as s, s.begin():
+            yield s
+
+    def api(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """A call to the JSON API as the demo admin (bearer token)."""
+        if self._client is None:
+            self._client = httpx.Client(
+                base_url=self.url,
+                headers={"Authorization": f"Bearer {self.admin_token}"},
+                timeout=30,
+            )
+        return self._client.request(method, path, **kwargs)
+
+    def log_tail(self, lines: int = 40) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+
+@pytest.fixture(scope="session")
+def live_server(databases: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    from app.auth.models import User
+    from app.auth.service import create_token
+    from app.batches.models import Batch
+
+    url = databases.new_url()
+    env = {
+        **os.environ,
+        "SAFEPREF_DATABASE_URL": url,
+        "SAFEPREF_SECRET_KEY": os.environ["SAFEPREF_SECRET_KEY"],
+        "SAFEPREF_ENVIRONMENT": "development",
+    }
+    seeded = subprocess.run(
+        [sys.executable, "-m", "app.cli", "demo"],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert seeded.returncode == 0, seeded.stderr + seeded.stdout
+
+    engine = make_engine(Settings(database_url=url))
+    with Session(engine) as s, s.begin():
+        admin = s.scalars(select(User).where(User.username == "admin")).one()
+        _, token = create_token(s, admin, "browser tests")
+        batch = s.scalars(select(Batch).order_by(Batch.id)).first()
+        assert batch is not None
+        batch_id, project_id = batch.id, batch.project_id
+
+    port = _free_port()
+    log_path = tmp_path_factory.mktemp("live") / "server.log"
+    log = log_path.open("w")
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "app.main:app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+        ],
+        env=env,
+        cwd=ROOT,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    server = LiveServer(
+        url=f"http://127.0.0.1:{port}",
+        backend=databases.backend,
+        database_url=url,
+        engine=engine,
+        log_path=log_path,
+        admin_token=token,
+        demo_batch_id=batch_id,
+        demo_project_id=project_id,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"uvicorn exited early:\n{server.log_tail()}")
+            try:
+                if httpx.get(server.url + "/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"uvicorn did not start:\n{server.log_tail()}")
+            time.sleep(0.1)
+        yield server
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+        if server._client is not None:
+            server._client.close()
+        engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        missing("playwright is not installed (pip install -e '.[test]')")
+    if not (Path(CHROMIUM).exists() or shutil.which(CHROMIUM)):
+        missing(f"Chromium not found at {CHROMIUM} (apt-get install chromium)")
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+class PageGuard:
+    """Collects what must never happen on our pages."""
+
+    def __init__(self, allow_status: tuple[int, ...] = ()) -> None:
+        self.problems: list[str] = []
+        # HTTP errors the test provokes on purpose (Chromium logs each one as an error).
+        self.allowed = tuple(
+            f"the server responded with a status of {code} " for code in allow_status
+        )
+
+    def console(self, msg: Any) -> None:
+        text = msg.text
+        if "Content Security Policy" in text or "Content-Security-Policy" in text:
+            self.problems.append(f"CSP violation: {text}")
+        elif msg.type == "error" and not any(a in text for a in self.allowed):
+            self.problems.append(f"console error: {text}")
+
+    def dialog(self, dialog: Any) -> None:
+        self.problems.append(f"JavaScript dialog ({dialog.type}): {dialog.message}")
+        dialog.dismiss()
+
+    def page_error(self, error: Any) -> None:
+        self.problems.append(f"page error: {error}")
+
+    def check(self) -> None:
+        assert not self.problems, "\n".join(self.problems)
+
+
+@dataclass
+class OpenedPage:
+    page: Any
+    guard: PageGuard
+
+
+@pytest.fixture
+def open_page(browser: Any, live_server: LiveServer) -> Iterator[Callable[..., Any]]:
+    """open_page(js=True, viewport=WIDE, allow_status=()) -> a page on the live server."""
+    opened: list[tuple[Any, PageGuard]] = []
+
+    def factory(
+        *,
+        js: bool = True,
+        viewport: dict[str, int] | None = None,
+        allow_status: tuple[int, ...] = (),
+    ) -> Any:
+        context = browser.new_context(
+            base_url=live_server.url,
+            java_script_enabled=js,
+            viewport=viewport or WIDE,
+        )
+        context.set_default_timeout(10_000)
+        page = context.new_page()
+        guard = PageGuard(allow_status)
+        page.on("console", guard.console)
+        page.on("dialog", guard.dialog)
+        page.on("pageerror", guard.page_error)
+        opened.append((context, guard))
+        return page
+
+    yield factory
+    try:
+        for _, guard in opened:
+            guard.check()
+    finally:
+        for context, _ in opened:
+            context.close()
