@@ -93,6 +93,15 @@ def test_logout_ends_the_browser_session(client: TestClient, make_user: MakeUser
     assert page.status_code == 303 and page.headers["location"].startswith("/login?next=")
 
 
+def test_an_expired_session_sends_htmx_calls_to_the_login_page(client: TestClient) -> None:
+    # A fragment refresh must not swap the login page into part of a page.
+    plain = client.get("/overview", follow_redirects=False)
+    assert plain.status_code == 303 and plain.headers["location"] == "/login?next=/overview"
+    htmx = client.get("/overview", headers={"HX-Request": "true"}, follow_redirects=False)
+    assert htmx.status_code == 204
+    assert htmx.headers["HX-Redirect"] == "/login?next=/overview"
+
+
 # --- CSRF ------------------------------------------------------------------------------------
 
 

@@ -188,6 +188,8 @@ def suggestion_for(session: Session, view: AssignmentView) -> Suggestion | None:
     """The item's reference label (positions) in this assignment's letters, if shown."""
     if not view.project.show_suggestions:
         return None
+    if view.assignment.is_gold:  # a gold item's answer key may be its reference label (issue 7)
+        return None
     ref = session.scalars(
         select(ReferenceLabel)
         .where(ReferenceLabel.item_id == view.item.id)

@@ -168,7 +168,8 @@ def _retake(session: Session, assignment: Assignment, batch: Batch) -> None:
         .where(BatchItem.batch_id == batch.id, BatchItem.item_id == assignment.item_id)
         .with_for_update(key_share=True)
     )
-    if taken is None or taken >= batch.overlap:
+    # A gold item has no overlap limit: every member may answer it (issue 7).
+    if taken is None or (taken >= batch.overlap and not assignment.is_gold):
         raise Conflict(
             f"assignment {assignment.id}: your lease expired and the item has since gone to "
             f"other annotators ({batch.overlap} of {batch.overlap} slots taken); this answer "

@@ -20,6 +20,10 @@ among equals a per-annotator rotation of the batch's random `shuffle_key` order:
 annotator starts at their own point of the shuffled ring, so people spread over the batch
 instead of colliding on the same rows. The claim is one statement whose branches are range
 scans of ix_batch_items_queue (see `_claim_statement`): O(log n) per level in a large batch.
+
+Gold items (issue 7, `BatchItem.is_gold`) are not part of that order: while ordinary work is
+left for the caller, each claim is, with probability `batch.gold_rate`, swapped for a gold item
+the caller has not seen, whatever its `taken` (every member may get every gold item).
 """
 
 from __future__ import annotations
@@ -58,6 +62,7 @@ SWEEP_LIMIT = 32
 SWEEP_INTERVAL = 1.0
 KEY_SPACE = 2**31
 _rng = random.SystemRandom()
+_gold_rng = random.Random()  # whether this claim is a gold one (tests may seed it)
 _last_sweep: dict[int, float] = {}
 
 
@@ -111,6 +116,8 @@ def next_assignment(
         claimed = _claim(session, batch, user.id)
     if claimed is None:
         return None
+    if batch.gold_rate > 0 and _gold_rng.random() < batch.gold_rate:
+        claimed = _claim_gold(session, batch.id, user.id) or claimed
     item_id, is_gold, mine = claimed
     session.execute(_taken_delta(), {"p_batch": batch.id, "p_item": item_id, "p_delta": 1})
     if mine is not None:  # my own expired lease of this item, revived as it was
@@ -221,6 +228,7 @@ def _claim_statement(overlap: int) -> CompoundSelect[int, bool, int]:
                 .where(
                     BatchItem.batch_id == bindparam("batch_id", type_=Integer),
                     BatchItem.taken == level,
+                    BatchItem.is_gold.is_(False),
                     arc,
                     ~done_by_me,
                 )
@@ -230,6 +238,47 @@ def _claim_statement(overlap: int) -> CompoundSelect[int, bool, int]:
                 .subquery()
             )
             branches.append(select(branch.c.item_id, branch.c.is_gold, branch.c.mine))
+    return union_all(*branches).limit(1)
+
+
+def _claim_gold(
+    session: Session, batch_id: int, user_id: int
+) -> tuple[int, bool, int | None] | None:
+    """Locks a gold item of the batch I have not done or skipped (my own rotation of the
+    shuffled order), with my expired assignment of it if I had one; no overlap limit."""
+    params = {"batch_id": batch_id, "user_id": user_id}
+    params["start"] = rotation_start(batch_id, user_id, -1)
+    row = session.execute(_gold_claim_statement(), params).first()
+    return None if row is None else (row[0], row[1], row[2])
+
+
+@cache
+def _gold_claim_statement() -> CompoundSelect[int, bool, int]:
+    user_id = bindparam("user_id", type_=Integer)
+    mine = (
+        (Assignment.batch_id == BatchItem.batch_id)
+        & (Assignment.item_id == BatchItem.item_id)
+        & (Assignment.annotator_id == user_id)
+    )
+    done_by_me = exists().where(mine, Assignment.status != "expired")
+    my_expired = select(Assignment.id).where(mine).scalar_subquery().label("mine")
+    start = bindparam("start", type_=Integer)
+    branches = []
+    for arc in (BatchItem.shuffle_key >= start, BatchItem.shuffle_key < start):
+        branch = (
+            select(BatchItem.item_id, BatchItem.is_gold, my_expired)
+            .where(
+                BatchItem.batch_id == bindparam("batch_id", type_=Integer),
+                BatchItem.is_gold.is_(True),
+                arc,
+                ~done_by_me,
+            )
+            .order_by(BatchItem.shuffle_key)
+            .limit(1)
+            .with_for_update(skip_locked=True, key_share=True, of=BatchItem)
+            .subquery()
+        )
+        branches.append(select(branch.c.item_id, branch.c.is_gold, branch.c.mine))
     return union_all(*branches).limit(1)
 
 

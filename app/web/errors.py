@@ -31,7 +31,12 @@ def install_error_handlers(app: FastAPI) -> None:
     async def domain_error(request: Request, exc: DomainError) -> Response:
         if isinstance(exc, Unauthorized) and not wants_json(request):
             target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-            return RedirectResponse(f"/login?next={quote(target)}", status_code=303)
+            login = f"/login?next={quote(target)}"
+            if request.headers.get("hx-request"):
+                # An HTMX call (e.g. a dashboard refresh) would swap the login page into a
+                # fragment; HX-Redirect makes the browser load it as a whole page instead.
+                return Response(status_code=204, headers={"HX-Redirect": login})
+            return RedirectResponse(login, status_code=303)
         if wants_json(request):
             body: dict[str, Any] = {"detail": exc.detail}
             body.update({k: v for k, v in exc.extra.items() if v is not None})

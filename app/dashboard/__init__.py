@@ -1,0 +1,1 @@
+"""Admin dashboard, campaign overview, disagreement browser and gold items (issue 7)."""

@@ -1,0 +1,138 @@
+"""SnapshotCache against a real database with its own engine (as in production): reuse while
+the fingerprint holds, a stale snapshot while a background thread recomputes, a placeholder
+while a slow first one is computed."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import Engine, func, select
+from sqlalchemy.orm import Session
+
+from app import migrate
+from app.config import Settings
+from app.dashboard.cache import Cached, SnapshotCache
+from app.db import make_engine
+from app.items.models import Item
+from app.projects.models import Project
+
+
+@pytest.fixture
+def own_engine(databases: object) -> Iterator[Engine]:
+    eng = make_engine(Settings(database_url=databases.new_url()))  # type: ignore[attr-defined]
+    migrate.upgrade(eng)
+    yield eng
+    eng.dispose()
+
+
+def add_item(engine: Engine, n: int) -> None:
+    with Session(engine) as s, s.begin():
+        project = s.scalars(select(Project)).first()
+        if project is None:
+            project = Project(name="cache", taxonomy=["x"])
+            s.add(project)
+            s.flush()
+        s.add(Item(project_id=project.id, prompt=f"p{n}", content_hash=f"h{n}"))
+
+
+class Counter:
+    """compute: counts items slowly (and records each call); fingerprint: the item count."""
+
+    def __init__(self, delay: float) -> None:
+        self.delay = delay
+        self.calls = 0
+        self.lock = threading.Lock()
+
+    def compute(self, session: Session, batch_id: int) -> int:
+        with self.lock:
+            self.calls += 1
+        time.sleep(self.delay)
+        return int(session.scalar(select(func.count()).select_from(Item)) or 0)
+
+    def fingerprint(self, session: Session, batch_id: int) -> int:
+        return int(session.scalar(select(func.count()).select_from(Item)) or 0)
+
+
+def wait_for(cache: SnapshotCache[int], engine: Engine, want: int) -> Cached[int]:
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        with Session(engine) as s:
+            found = cache.get(s, 1, wait=False)
+        if found is not None and found.fresh and found.value == want:
+            return found
+        time.sleep(0.05)
+    raise AssertionError(f"no fresh snapshot of {want}")
+
+
+def test_reuse_stale_while_refreshing_and_placeholder_first(own_engine: Engine) -> None:
+    counter = Counter(delay=0.3)
+    cache: SnapshotCache[int] = SnapshotCache(
+        counter.compute,
+        counter.fingerprint,
+        expensive=lambda fp: True,
+        sync_limit=0.1,
+        min_interval=0.0,
+    )
+    add_item(own_engine, 1)
+    with Session(own_engine) as s:
+        started = time.perf_counter()
+        assert cache.get(s, 1, wait=False) is None  # computing in the background
+        assert time.perf_counter() - started < 0.25
+    first = wait_for(cache, own_engine, 1)
+    assert counter.calls == 1 and first.seconds >= 0.3
+
+    with Session(own_engine) as s:
+        assert cache.get(s, 1) is first  # unchanged data: the same snapshot, no computation
+    assert counter.calls == 1
+
+    add_item(own_engine, 2)
+    with Session(own_engine) as s:
+        started = time.perf_counter()
+        stale = cache.get(s, 1)
+        assert time.perf_counter() - started < 0.25
+    assert stale is not None and not stale.fresh and stale.value == 1
+    assert wait_for(cache, own_engine, 2).fingerprint == 2
+    assert counter.calls == 2
+
+
+def test_fast_computations_and_waiting_callers_compute_in_the_request(own_engine: Engine) -> None:
+    counter = Counter(delay=0.0)
+    cache: SnapshotCache[int] = SnapshotCache(counter.compute, counter.fingerprint)
+    add_item(own_engine, 1)
+    with Session(own_engine) as s:
+        got = cache.get(s, 7, wait=False)  # not expensive: computed at once
+        assert got is not None and got.value == 1 and got.fresh
+    add_item(own_engine, 2)
+    with Session(own_engine) as s:
+        got = cache.get(s, 7)  # fast last time: recomputed in the request, never stale
+        assert got is not None and got.value == 2 and got.fresh
+    assert counter.calls == 2
+
+
+def test_snapshot_on_an_engine_matches_the_one_on_a_connection(own_engine: Engine) -> None:
+    """With an Engine the label distributions run on their own connection, concurrently."""
+    from app.dashboard.service import compute_snapshot
+    from tests.dashboard_factory import build_campaign
+
+    with Session(own_engine, expire_on_commit=False) as s, s.begin():
+        batch_id = build_campaign(s).batch_id
+    with Session(own_engine, expire_on_commit=False) as s:
+        apart = compute_snapshot(s, batch_id)
+    with own_engine.connect() as conn, Session(bind=conn, expire_on_commit=False) as s:
+        together = compute_snapshot(s, batch_id)
+    assert (
+        apart.severity
+        == together.severity
+        == {
+            "safe": 14,
+            "minor": 1,
+            "moderate": 1,
+            "severe": 0,
+        }
+    )
+    assert apart.categories == together.categories
+    assert apart.categories["Insulting Behavior"] == 2
+    assert apart.metrics.is_safe == together.metrics.is_safe
