@@ -129,9 +129,8 @@ def submit(
         return _revise(session, assignment, payload, body, now)
     if assignment.status == "skipped":
         raise Conflict(f"assignment {assignment.id} was skipped; the item went to other annotators")
-    if _move(session, assignment, "leased", "submitted", submitted_at=now):
-        _count(session, assignment, submitted=1)
-    else:  # expired, possibly a moment ago
+    was_live = _move(session, assignment, "leased", "submitted", submitted_at=now)
+    if not was_live:  # expired, possibly a moment ago
         _retake(session, assignment, batch)
         _move(session, assignment, "expired", "submitted", submitted_at=now)
     annotation = Annotation(
@@ -158,6 +157,10 @@ def submit(
         )
     )
     session.flush()
+    if was_live:
+        # Last, so that the batch item's row lock (the queue's hottest row under breadth-first
+        # order) is held only until commit, not across the inserts above.
+        _count(session, assignment, submitted=1)
     return SubmitResult(assignment, annotation, "created")
 
 
