@@ -15,6 +15,8 @@ from app.auth.access import document_access
 from app.batches import pages as batch_pages
 from app.batches import router as batches_router
 from app.consensus import router as consensus_router
+from app.dashboard import pages as dashboard_pages
+from app.dashboard import router as dashboard_router
 from app.exports import router as exports_router
 from app.imports import router as imports_router
 from app.items import router as items_router
@@ -47,6 +49,9 @@ def create_app() -> FastAPI:
     # The full annotation page; included first, so it serves /assignments/{id} (issue 5).
     app.include_router(annotation_pages.router)
     app.include_router(batch_pages.router)
+    # Admin dashboard, overview, disagreements and gold items (issue 7).
+    app.include_router(dashboard_router.router)
+    app.include_router(dashboard_pages.router)
     for module in (auth_pages, project_pages, home):
         app.include_router(module.router)
 

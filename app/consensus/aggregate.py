@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Literal
 
 from app.consensus.votes import Vote
@@ -138,10 +139,17 @@ def upper_median(values: Sequence[int]) -> int | None:
     return sorted(values)[len(values) // 2]
 
 
-def _order_categories(categories: Iterable[str], taxonomy: Sequence[str] | None) -> tuple[str, ...]:
+@lru_cache(maxsize=64)
+def _taxonomy_positions(taxonomy: tuple[str, ...]) -> dict[str, int]:
+    return {name: i for i, name in enumerate(taxonomy)}
+
+
+def order_categories(categories: Iterable[str], taxonomy: Sequence[str] | None) -> tuple[str, ...]:
+    """Categories in taxonomy order (alphabetical without a taxonomy or outside it)."""
     if taxonomy is None:
         return tuple(sorted(categories))
-    position = {name: i for i, name in enumerate(taxonomy)}
+    # Exports call this for every unsafe answer: the position map is built once per taxonomy.
+    position = _taxonomy_positions(tuple(taxonomy))
     # Names outside the taxonomy (a renamed category, say) go last rather than being dropped.
     return tuple(sorted(categories, key=lambda c: (position.get(c, len(position)), c)))
 
@@ -170,7 +178,7 @@ def response_consensus(
     if not chosen and flagged:
         most = max(flagged.values())
         chosen = [c for c, count in flagged.items() if count == most]
-    categories = _order_categories(chosen, taxonomy)
+    categories = order_categories(chosen, taxonomy)
     return ResponseConsensus(response_id, False, agreement, severity, categories, True, n)
 
 

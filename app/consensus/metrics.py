@@ -63,8 +63,8 @@ class AgreementSummary:
         return out
 
 
-# A tallied unit: (number of ratings, label -> count).
-_Tally = tuple[int, dict[Hashable, int]]
+# A tallied unit: (number of ratings, label -> count, how many identical units it stands for).
+_Tally = tuple[int, Mapping[Hashable, int], int]
 
 
 def _tally(units: Iterable[Iterable[Hashable]]) -> list[_Tally]:
@@ -76,8 +76,45 @@ def _tally(units: Iterable[Iterable[Hashable]]) -> list[_Tally]:
             counts[label] = counts.get(label, 0) + 1
             m += 1
         if m:
-            tallies.append((m, counts))
+            tallies.append((m, counts, 1))
     return tallies
+
+
+class UnitTally:
+    """Units accumulated as weighted patterns, for batches too large to keep unit by unit.
+
+    Identical units (same label counts) are stored once with a count, so memory stays small
+    whatever the number of items, and the metrics are exactly those of the expanded units.
+    """
+
+    def __init__(self) -> None:
+        self._patterns: dict[frozenset[tuple[Hashable, int]], int] = {}
+
+    def add(self, labels: Iterable[Hashable]) -> None:
+        """One unit given as its labels (one per rating)."""
+        counts: dict[Hashable, int] = {}
+        for label in labels:
+            counts[label] = counts.get(label, 0) + 1
+        if counts:
+            self.add_counts(counts)
+
+    def add_counts(self, counts: Mapping[Hashable, int], weight: int = 1) -> None:
+        """``weight`` units whose labels have these counts (zero counts are ignored)."""
+        key = frozenset((label, c) for label, c in counts.items() if c > 0)
+        if key and weight > 0:
+            self._patterns[key] = self._patterns.get(key, 0) + weight
+
+    def merge(self, other: UnitTally) -> None:
+        for key, weight in other._patterns.items():
+            self._patterns[key] = self._patterns.get(key, 0) + weight
+
+    def tallies(self) -> list[_Tally]:
+        return [
+            (sum(c for _, c in key), dict(key), weight) for key, weight in self._patterns.items()
+        ]
+
+    def summary(self, level: Level = "nominal") -> AgreementSummary:
+        return _summary(self.tallies(), level)
 
 
 def _percent_agreement(tallies: list[_Tally]) -> MetricValue:
@@ -85,12 +122,12 @@ def _percent_agreement(tallies: list[_Tally]) -> MetricValue:
         return MetricValue.null(NO_ITEMS)
     total = 0.0
     n_items = 0
-    for m, counts in tallies:
+    for m, counts, weight in tallies:
         if m < 2:
             continue
         agreeing = sum(c * (c - 1) for c in counts.values())
-        total += agreeing / (m * (m - 1))
-        n_items += 1
+        total += weight * agreeing / (m * (m - 1))
+        n_items += weight
     if n_items == 0:
         return MetricValue.null(TOO_FEW_RATINGS)
     return MetricValue(total / n_items)
@@ -100,17 +137,17 @@ def _fleiss_kappa(tallies: list[_Tally]) -> MetricValue:
     if not tallies:
         return MetricValue.null(NO_ITEMS)
     n = tallies[0][0]
-    if any(m != n for m, _ in tallies):
+    if any(m != n for m, _, _ in tallies):
         return MetricValue.null(UNEQUAL_RATINGS)
     if n < 2:
         return MetricValue.null(TOO_FEW_RATINGS)
-    n_items = len(tallies)
+    n_items = sum(weight for _, _, weight in tallies)
     totals: dict[Hashable, int] = {}
     squares = 0
-    for _, counts in tallies:
+    for _, counts, weight in tallies:
         for label, c in counts.items():
-            totals[label] = totals.get(label, 0) + c
-            squares += c * c
+            totals[label] = totals.get(label, 0) + weight * c
+            squares += weight * c * c
     # Checked on counts, not on the float P_e == 1, so rounding cannot hide it.
     if len(totals) < 2:
         return MetricValue.null(NO_VARIATION)
@@ -128,13 +165,13 @@ def _ordinal_key(label: Hashable) -> Any:
 def _krippendorff_alpha(tallies: list[_Tally], level: Level) -> MetricValue:
     if not tallies:
         return MetricValue.null(NO_ITEMS)
-    pairable = [(m, counts) for m, counts in tallies if m >= 2]
+    pairable = [t for t in tallies if t[0] >= 2]
     if not pairable:
         return MetricValue.null(TOO_FEW_RATINGS)
     n_c: dict[Hashable, int] = {}
-    for _, counts in pairable:
+    for _, counts, weight in pairable:
         for label, c in counts.items():
-            n_c[label] = n_c.get(label, 0) + c
+            n_c[label] = n_c.get(label, 0) + weight * c
     if len(n_c) < 2:
         return MetricValue.null(NO_VARIATION)
     n = sum(n_c.values())
@@ -142,8 +179,8 @@ def _krippendorff_alpha(tallies: list[_Tally], level: Level) -> MetricValue:
     if level == "nominal":
         # Observed disagreement = n - sum of the coincidence matrix diagonal.
         diagonal = 0.0
-        for m, counts in pairable:
-            diagonal += sum(c * (c - 1) for c in counts.values()) / (m - 1)
+        for m, counts, weight in pairable:
+            diagonal += weight * sum(c * (c - 1) for c in counts.values()) / (m - 1)
         expected_pairs = n * n - sum(c * c for c in n_c.values())
         return MetricValue(1.0 - (n - 1) * (n - diagonal) / expected_pairs)
 
@@ -162,7 +199,7 @@ def _krippendorff_alpha(tallies: list[_Tally], level: Level) -> MetricValue:
 
     # Off-diagonal coincidences o[i][j], i < j; the diagonal has zero distance.
     off_diagonal: dict[tuple[int, int], float] = {}
-    for m, counts in pairable:
+    for m, counts, weight in pairable:
         if len(counts) < 2:
             continue
         items = sorted((index[label], c) for label, c in counts.items())
@@ -170,7 +207,8 @@ def _krippendorff_alpha(tallies: list[_Tally], level: Level) -> MetricValue:
             i, ci = items[a]
             for b in range(a + 1, len(items)):
                 j, cj = items[b]
-                off_diagonal[(i, j)] = off_diagonal.get((i, j), 0.0) + ci * cj / (m - 1)
+                share = weight * ci * cj / (m - 1)
+                off_diagonal[(i, j)] = off_diagonal.get((i, j), 0.0) + share
     observed = sum(o * delta(i, j) for (i, j), o in off_diagonal.items())
     v = len(domain)
     expected = sum(
@@ -211,12 +249,15 @@ def krippendorff_alpha(units: Units, level: Level = "nominal") -> MetricValue:
 
 def agreement_summary(units: Units, level: Level = "nominal") -> AgreementSummary:
     """The three metrics of one dimension from a single pass over the ratings."""
-    tallies = _tally(units)
+    return _summary(_tally(units), level)
+
+
+def _summary(tallies: list[_Tally], level: Level) -> AgreementSummary:
     return AgreementSummary(
         percent_agreement=_percent_agreement(tallies),
         fleiss_kappa=_fleiss_kappa(tallies),
         krippendorff_alpha=_krippendorff_alpha(tallies, level),
-        n_items=sum(1 for m, _ in tallies if m >= 2),
+        n_items=sum(weight for m, _, weight in tallies if m >= 2),
     )
 
 
@@ -229,9 +270,22 @@ def leave_one_out_agreement(
     the other annotators of that item have a strict majority label; the value is the share of
     those items where the annotator's label equals it. Null when no item counts.
     """
-    matched: dict[str, int] = {}
-    counted: dict[str, int] = {}
+    counter = LeaveOneOut()
     for votes in votes_by_item:
+        counter.add(votes)
+    return counter.values()
+
+
+class LeaveOneOut:
+    """Leave-one-out agreement counted unit by unit, so a batch can be streamed through it."""
+
+    def __init__(self) -> None:
+        self.matched: dict[str, int] = {}
+        self.counted: dict[str, int] = {}
+
+    def add(self, votes: Mapping[str, Hashable], weight: int = 1) -> None:
+        """One unit (annotator -> label), or ``weight`` units with the same votes."""
+        matched, counted = self.matched, self.counted
         counts: dict[Hashable, int] = {}
         for label in votes.values():
             counts[label] = counts.get(label, 0) + 1
@@ -253,14 +307,19 @@ def leave_one_out_agreement(
             elif len(ranked) > 1 and 2 * second_count > others:
                 majority, found = second, True
             if found:
-                counted[annotator] += 1
-                matched[annotator] += label == majority
-    return {
-        a: MetricValue(matched[a] / counted[a])
-        if counted[a]
-        else MetricValue.null(NO_MAJORITY_ITEMS)
-        for a in counted
-    }
+                counted[annotator] += weight
+                matched[annotator] += weight if label == majority else 0
+
+    def merge(self, other: LeaveOneOut) -> None:
+        for annotator, n in other.counted.items():
+            self.counted[annotator] = self.counted.get(annotator, 0) + n
+            self.matched[annotator] = self.matched.get(annotator, 0) + other.matched[annotator]
+
+    def values(self) -> dict[str, MetricValue]:
+        return {
+            a: MetricValue(self.matched[a] / n) if n else MetricValue.null(NO_MAJORITY_ITEMS)
+            for a, n in self.counted.items()
+        }
 
 
 def median(values: Iterable[float | None]) -> float | None:

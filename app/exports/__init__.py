@@ -1,0 +1,1 @@
+"""Agreement-filtered exports: PKU-SafeRLHF shapes, DPO pairs and raw annotations."""
