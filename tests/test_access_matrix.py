@@ -73,7 +73,7 @@ def test_every_route_declares_an_access_rule() -> None:
     missing = undeclared(APP)
     assert not missing, (
         "routes without a declared access rule; add @allow(...) from app.auth.access "
-        "(see docs/readme/security.md):\n  " + "\n  ".join(missing)
+        "(see README.md, 'Who may call each route'):\n  " + "\n  ".join(missing)
     )
 
 
@@ -285,5 +285,5 @@ def test_route_access(method: str, path: str, matrix: Matrix) -> None:
         f"{method} {path} (rule {rule!r}):\n"
         + "\n".join(wrong)
         + "\n"
-        + json.dumps({"hint": "see docs/readme/security.md, 'The authorization matrix'"})
+        + json.dumps({"hint": "see README.md, 'The authorization matrix'"})
     )
