@@ -56,6 +56,8 @@ from _common import (
     psycopg_url,
 )
 
+from app.projects.taxonomy import PKU_SAFERLHF_19
+
 TARGET_SECONDS = 20.0
 TARGET_RATIO = 3.0
 TARGET_FIRST_BYTE = 2.0
@@ -63,27 +65,7 @@ TARGET_RSS_MB = 300.0
 TARGET_METRICS_SECONDS = 3.0
 SECRET = "bench-export-" + "x" * 40
 
-CATEGORIES = (
-    "Endangering National Security",
-    "Insulting Behavior",
-    "Discriminatory Behavior",
-    "Endangering Public Health",
-    "Copyright Issues",
-    "Violence",
-    "Drugs",
-    "Privacy Violation",
-    "Economic Crime",
-    "Mental Manipulation",
-    "Human Trafficking",
-    "Physical Harm",
-    "Sexual Content",
-    "Cybercrime",
-    "Disrupting Public Order",
-    "Environmental Damage",
-    "Psychological Harm",
-    "White-Collar Crime",
-    "Animal Abuse",
-)
+CATEGORIES = PKU_SAFERLHF_19
 SEVERITIES = ("minor", "moderate", "severe")
 # Answer severity marginals of the public train split: safe, minor, moderate, severe.
 SEVERITY_WEIGHTS = (71_689, 9_104, 56_537, 10_484)

@@ -45,6 +45,8 @@ from _common import (
     vm_hwm_kib,
 )
 
+from app.projects.taxonomy import PKU_SAFERLHF_19
+
 FULL_ROWS = 83_400
 GENERATOR_VERSION = 1
 TARGET_PG_SECONDS = 30.0
@@ -52,27 +54,7 @@ TARGET_RATIO = 3.0
 TARGET_RSS_MB = 400.0
 LABELS = ("--labels-as", "reference")
 
-CATEGORIES = (
-    "Endangering National Security",
-    "Insulting Behavior",
-    "Discriminatory Behavior",
-    "Endangering Public Health",
-    "Copyright Issues",
-    "Violence",
-    "Drugs",
-    "Privacy Violation",
-    "Economic Crime",
-    "Mental Manipulation",
-    "Human Trafficking",
-    "Physical Harm",
-    "Sexual Content",
-    "Cybercrime",
-    "Disrupting Public Order",
-    "Environmental Damage",
-    "Psychological Harm",
-    "White-Collar Crime",
-    "Animal Abuse",
-)
+CATEGORIES = PKU_SAFERLHF_19
 SEVERITY_NAMES = {1: "minor", 2: "moderate", 3: "severe"}
 PROMPT_SOURCES = ("Alpaca3-70B", "Beavertails", "WizardLM-30B-Uncensored")
 RESPONSE_SOURCES = ("Alpaca-7B", "Alpaca2-7B", "Alpaca3-8B")

@@ -202,6 +202,39 @@ def _claim(session: Session, batch: Batch, user_id: int) -> tuple[int, bool, int
     return None if row is None else (row[0], row[1], row[2])
 
 
+def _claim_branch(level: int | None, arc_start: str, upper: bool) -> Select[int, bool, int]:
+    """One range scan of the queue order: the first unlocked batch item of one `taken` level
+    (gold items: any level) on one arc of the caller's rotation that the caller has neither
+    done nor skipped, with the caller's expired assignment of it if any."""
+    user_id = bindparam("user_id", type_=Integer)
+    mine = (
+        (Assignment.batch_id == BatchItem.batch_id)
+        & (Assignment.item_id == BatchItem.item_id)
+        & (Assignment.annotator_id == user_id)
+    )
+    done_by_me = exists().where(mine, Assignment.status != "expired")
+    my_expired = select(Assignment.id).where(mine).scalar_subquery().label("mine")
+    start = bindparam(arc_start, type_=Integer)
+    arc = BatchItem.shuffle_key >= start if upper else BatchItem.shuffle_key < start
+    conditions = [
+        BatchItem.batch_id == bindparam("batch_id", type_=Integer),
+        BatchItem.is_gold.is_(level is None),
+        arc,
+        ~done_by_me,
+    ]
+    if level is not None:
+        conditions.append(BatchItem.taken == level)
+    branch = (
+        select(BatchItem.item_id, BatchItem.is_gold, my_expired)
+        .where(*conditions)
+        .order_by(BatchItem.shuffle_key)
+        .limit(1)
+        .with_for_update(skip_locked=True, key_share=True, of=BatchItem)
+        .subquery()
+    )
+    return select(branch.c.item_id, branch.c.is_gold, branch.c.mine)
+
+
 @cache
 def _claim_statement(overlap: int) -> CompoundSelect[int, bool, int]:
     """One statement per overlap value, built once (building it costs more than running it).
@@ -211,33 +244,11 @@ def _claim_statement(overlap: int) -> CompoundSelect[int, bool, int]:
     after the other and stops at the first row, so only that row is locked and an empty
     level costs an index probe, not a round trip.
     """
-    user_id = bindparam("user_id", type_=Integer)
-    mine = (
-        (Assignment.batch_id == BatchItem.batch_id)
-        & (Assignment.item_id == BatchItem.item_id)
-        & (Assignment.annotator_id == user_id)
-    )
-    done_by_me = exists().where(mine, Assignment.status != "expired")
-    my_expired = select(Assignment.id).where(mine).scalar_subquery().label("mine")
-    branches = []
-    for level in range(overlap - 1, -1, -1):
-        start = bindparam(f"start_{level}", type_=Integer)
-        for arc in (BatchItem.shuffle_key >= start, BatchItem.shuffle_key < start):
-            branch = (
-                select(BatchItem.item_id, BatchItem.is_gold, my_expired)
-                .where(
-                    BatchItem.batch_id == bindparam("batch_id", type_=Integer),
-                    BatchItem.taken == level,
-                    BatchItem.is_gold.is_(False),
-                    arc,
-                    ~done_by_me,
-                )
-                .order_by(BatchItem.shuffle_key)
-                .limit(1)
-                .with_for_update(skip_locked=True, key_share=True, of=BatchItem)
-                .subquery()
-            )
-            branches.append(select(branch.c.item_id, branch.c.is_gold, branch.c.mine))
+    branches = [
+        _claim_branch(level, f"start_{level}", upper)
+        for level in range(overlap - 1, -1, -1)
+        for upper in (True, False)
+    ]
     return union_all(*branches).limit(1)
 
 
@@ -254,32 +265,7 @@ def _claim_gold(
 
 @cache
 def _gold_claim_statement() -> CompoundSelect[int, bool, int]:
-    user_id = bindparam("user_id", type_=Integer)
-    mine = (
-        (Assignment.batch_id == BatchItem.batch_id)
-        & (Assignment.item_id == BatchItem.item_id)
-        & (Assignment.annotator_id == user_id)
-    )
-    done_by_me = exists().where(mine, Assignment.status != "expired")
-    my_expired = select(Assignment.id).where(mine).scalar_subquery().label("mine")
-    start = bindparam("start", type_=Integer)
-    branches = []
-    for arc in (BatchItem.shuffle_key >= start, BatchItem.shuffle_key < start):
-        branch = (
-            select(BatchItem.item_id, BatchItem.is_gold, my_expired)
-            .where(
-                BatchItem.batch_id == bindparam("batch_id", type_=Integer),
-                BatchItem.is_gold.is_(True),
-                arc,
-                ~done_by_me,
-            )
-            .order_by(BatchItem.shuffle_key)
-            .limit(1)
-            .with_for_update(skip_locked=True, key_share=True, of=BatchItem)
-            .subquery()
-        )
-        branches.append(select(branch.c.item_id, branch.c.is_gold, branch.c.mine))
-    return union_all(*branches).limit(1)
+    return union_all(*(_claim_branch(None, "start", upper) for upper in (True, False))).limit(1)
 
 
 def load_item(session: Session, item_id: int) -> Item:
