@@ -29,8 +29,12 @@ def free_port() -> int:
 
 
 @contextmanager
-def app_server(database_url: str, *, workers: int, secret: str) -> Iterator[str]:
-    """Serves app.main:app with `workers` processes; yields the base URL once it answers."""
+def app_server(
+    database_url: str, *, workers: int, secret: str, log_path: Path | None = None
+) -> Iterator[str]:
+    """Serves app.main:app with `workers` processes; yields the base URL once it answers.
+
+    The server's output goes to `log_path` when given (tests show its tail on failure)."""
     port = free_port()
     env = {
         **os.environ,
@@ -38,7 +42,8 @@ def app_server(database_url: str, *, workers: int, secret: str) -> Iterator[str]
         "SAFEPREF_SECRET_KEY": secret,
         "SAFEPREF_ENVIRONMENT": "development",
     }
-    log = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the server
+    # Lives as long as the server.
+    log = log_path.open("w+b") if log_path else tempfile.TemporaryFile()  # noqa: SIM115
     proc = subprocess.Popen(
         [
             sys.executable,

@@ -11,10 +11,8 @@ from __future__ import annotations
 import importlib.util
 import os
 import shutil
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -34,6 +32,9 @@ from app.db import make_engine
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from browserkit import ROOT, WIDE
+
+sys.path.insert(0, str(ROOT))
+from tests.live_server import app_server
 
 CHROMIUM = os.environ.get("SAFEPREF_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -61,12 +62,6 @@ def _root_conftest() -> ModuleType:
 def missing(reason: str) -> None:
     """The suite's rule: skip locally, fail under CI=true."""
     _root_conftest().missing(reason)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass
@@ -135,61 +130,28 @@ def live_server(databases: Any, tmp_path_factory: pytest.TempPathFactory) -> Ite
         assert batch is not None
         batch_id, project_id = batch.id, batch.project_id
 
-    port = _free_port()
     log_path = tmp_path_factory.mktemp("live") / "server.log"
-    log = log_path.open("w")
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "app.main:app",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-        ],
-        env=env,
-        cwd=ROOT,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    server = LiveServer(
-        url=f"http://127.0.0.1:{port}",
-        backend=databases.backend,
-        database_url=url,
-        engine=engine,
-        log_path=log_path,
-        admin_token=token,
-        demo_batch_id=batch_id,
-        demo_project_id=project_id,
-    )
+    secret = os.environ["SAFEPREF_SECRET_KEY"]
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"uvicorn exited early:\n{server.log_tail()}")
+        with app_server(url, workers=1, secret=secret, log_path=log_path) as base:
+            server = LiveServer(
+                url=base,
+                backend=databases.backend,
+                database_url=url,
+                engine=engine,
+                log_path=log_path,
+                admin_token=token,
+                demo_batch_id=batch_id,
+                demo_project_id=project_id,
+            )
             try:
-                if httpx.get(server.url + "/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"uvicorn did not start:\n{server.log_tail()}")
-            time.sleep(0.1)
-        yield server
+                yield server
+            finally:
+                if server._client is not None:
+                    server._client.close()
+    except RuntimeError as exc:
+        pytest.fail(str(exc))
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
-        if server._client is not None:
-            server._client.close()
         engine.dispose()
 
 
