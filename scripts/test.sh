@@ -17,7 +17,12 @@ if ! command -v chromium >/dev/null 2>&1; then
 fi
 
 pgdir=""
-cleanup() { [ -n "$pgdir" ] && bash scripts/pg.sh stop "$pgdir"; [ -n "$pgdir" ] && rm -rf "$pgdir"; }
+cleanup() {
+  if [ -n "$pgdir" ]; then
+    bash scripts/pg.sh stop "$pgdir"
+    rm -rf "$pgdir"
+  fi
+}
 trap cleanup EXIT
 if [ -z "${SAFEPREF_TEST_POSTGRES_URL:-}" ] && command -v pg_ctl >/dev/null 2>&1; then
   pgdir=$(mktemp -d /tmp/safepref-pg.XXXXXX)
@@ -35,5 +40,7 @@ set +e
 status=$?
 set -e
 # pytest exits 5 when it collected nothing: that is a failure here, never a pass.
-[ "$status" = 5 ] && echo "test: pytest collected no tests" >&2
+if [ "$status" = 5 ]; then
+  echo "test: pytest collected no tests" >&2
+fi
 exit "$status"
