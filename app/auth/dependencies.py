@@ -10,10 +10,9 @@ from sqlalchemy.orm import Session
 from app.auth.models import User
 from app.auth.security import SESSION_COOKIE, read_session
 from app.auth.service import user_for_token
-from app.batches.models import Batch, BatchMember
 from app.config import get_settings
 from app.db import DbSession
-from app.errors import Forbidden, NotFound, Unauthorized
+from app.errors import Forbidden, Unauthorized
 
 
 def _bearer(request: Request) -> str | None:
@@ -70,23 +69,3 @@ def optional_user(request: Request, session: DbSession) -> User | None:
 
 
 OptionalUser = Annotated[User | None, Depends(optional_user)]
-
-
-# Object-level checks for the "member" and "owner" access rules (app/auth/access.py). They
-# answer 404, never 403, so that an annotator cannot tell another person's object from none.
-
-
-def visible_batch(session: Session, user: User, batch_id: int, *, admins: bool = True) -> Batch:
-    """The batch if the caller may see it: admins (when `admins`), and members. Else 404."""
-    batch = session.get(Batch, batch_id)
-    if batch is not None and admins and user.is_admin:
-        return batch
-    if batch is None or session.get(BatchMember, (batch_id, user.id)) is None:
-        raise NotFound(f"no batch {batch_id}")
-    return batch
-
-
-def require_owner(user: User, owner_id: int, what: str, *, admins: bool = True) -> None:
-    """404 unless the caller owns the object (or is an admin, when `admins`)."""
-    if owner_id != user.id and not (admins and user.is_admin):
-        raise NotFound(f"no {what}")
