@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from browserkit import PHONE, WIDE, login, screenshot
+from playwright.sync_api import expect
 from sqlalchemy import select
 
 pytestmark = pytest.mark.browser
@@ -139,7 +140,8 @@ def test_annotate_an_item_with_the_keyboard_alone(open_page: Any, live_server: A
     # Back: the submitted item comes back from the server (nothing cached in the browser).
     page.go_back()
     page.wait_for_url(re.compile(rf"/assignments/{first}$"))
-    assert "revision 1" in page.text_content("#annotate")
+    # The URL changes at once; htmx then fetches the item from the server: wait for it.
+    expect(page.locator("#annotate")).to_contain_text("revision 1")
     assert page.evaluate("() => localStorage.length") == 0
 
 
@@ -187,12 +189,17 @@ def test_keys_are_left_alone_while_typing(open_page: Any, live_server: Any) -> N
 
 def rank(page: Any, dimension: str, ids: list[int]) -> None:
     """Fills a ranking control by mouse: a radio for two responses, else one select per rank
-    (the last rank left empty: it is the remaining response)."""
+    (on a fresh item the last rank may stay empty: it is the remaining response)."""
     if len(ids) == 2:
         page.check(f"input[name={dimension}_1][value='{ids[0]}']")
         return
     for rank_, rid in enumerate(ids[:-1], start=1):
         page.select_option(f"select[name={dimension}_{rank_}]", str(rid))
+    # A reopened item shows its stored ranking in every select, the last one included: set it
+    # too, or it may repeat a response chosen above (the server refuses such a ranking).
+    last = f"select[name={dimension}_{len(ids)}]"
+    if page.locator(last).count():
+        page.select_option(last, str(ids[-1]))
 
 
 def test_annotate_and_revise_without_javascript(open_page: Any, live_server: Any) -> None:
@@ -248,9 +255,12 @@ def test_annotate_and_revise_without_javascript(open_page: Any, live_server: Any
         page.click(f"#a{first} a")
     assert "revision 1" in page.text_content("#annotate")
     rank(page, "helpfulness", ids)
-    with page.expect_navigation():
+    with page.expect_navigation() as saved:
         page.click("#submit-button")
-    assert f"/batches/{live_server.demo_batch_id}/mine" in page.url
+    assert f"/batches/{live_server.demo_batch_id}/mine" in page.url, (
+        saved.value.status,
+        page.inner_text("body")[:2000],
+    )
     assert page.text_content(f"#a{first} td.num") == "2"
     body = stored(live_server, first)
     assert body["annotation"]["revision"] == 2
