@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -178,3 +179,25 @@ def print_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> Non
         print("  ".join(padded))
         if n == 0:
             print("  ".join("-" * w for w in widths))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def admin_token(url: str) -> str:
+    """A new admin account on the database at `url`, and an API token for it."""
+    from sqlalchemy.orm import Session
+
+    from app.auth.service import create_token, create_user
+    from app.config import Settings
+    from app.db import make_engine
+
+    engine = make_engine(Settings(database_url=url))
+    with Session(engine) as session, session.begin():
+        user = create_user(session, "bench-admin", "bench-password-123", "admin")
+        _, token = create_token(session, user)
+    engine.dispose()
+    return token

@@ -27,7 +27,6 @@ import os
 import random
 import re
 import secrets
-import socket
 import statistics
 import subprocess
 import sys
@@ -39,7 +38,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import PYTHON, ROOT, fresh_database, postgres_server, print_table
+from _common import PYTHON, ROOT, free_port, fresh_database, postgres_server, print_table
 
 TARGET_P50_MS = 20.0
 ANNOTATORS = 40
@@ -239,12 +238,6 @@ def seed(url: str, n_items: int) -> tuple[int, list[str]]:
         conn.exec_driver_sql("ANALYZE")
     engine.dispose()
     return batch_id, tokens[:MEASURED]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def percentile(values: Sequence[float], q: float) -> float:

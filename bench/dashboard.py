@@ -28,7 +28,6 @@ import argparse
 import json
 import os
 import random
-import socket
 import subprocess
 import sys
 import time
@@ -39,7 +38,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import PYTHON, ROOT, fresh_database, postgres_server, print_table, psycopg_url
+from _common import (
+    PYTHON,
+    ROOT,
+    admin_token,
+    free_port,
+    fresh_database,
+    postgres_server,
+    print_table,
+    psycopg_url,
+)
 
 TARGET_SECONDS = 1.0
 SECRET = "bench-dashboard-" + "x" * 40
@@ -124,27 +132,6 @@ def one_more_annotation(url: str, batch_id: int) -> None:
             (batch_id,),
         )
         conn.commit()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def admin_token(url: str) -> str:
-    from sqlalchemy.orm import Session
-
-    from app.auth.service import create_token, create_user
-    from app.config import Settings
-    from app.db import make_engine
-
-    engine = make_engine(Settings(database_url=url))
-    with Session(engine) as session, session.begin():
-        user = create_user(session, "bench-admin", "bench-password-123", "admin")
-        _, token = create_token(session, user)
-    engine.dispose()
-    return token
 
 
 def main() -> int:

@@ -33,7 +33,6 @@ import http.client
 import json
 import os
 import random
-import socket
 import subprocess
 import sys
 import time
@@ -50,6 +49,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import (
     PYTHON,
     ROOT,
+    admin_token,
+    free_port,
     fresh_database,
     postgres_server,
     print_table,
@@ -344,27 +345,6 @@ def run_streamed(argv: Sequence[str], env: dict[str, str]) -> Streamed:
     if os.waitstatus_to_exitcode(status) != 0:
         raise RuntimeError(f"{' '.join(argv)} failed")
     return Streamed(first, seconds, usage.ru_maxrss / 1024, lines, size / 2**20, head)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def admin_token(url: str) -> str:
-    from sqlalchemy.orm import Session
-
-    from app.auth.service import create_token, create_user
-    from app.config import Settings
-    from app.db import make_engine
-
-    engine = make_engine(Settings(database_url=url))
-    with Session(engine) as session, session.begin():
-        user = create_user(session, "bench-admin", "bench-password-123", "admin")
-        _, token = create_token(session, user)
-    engine.dispose()
-    return token
 
 
 def vm_hwm_mb(pid: int) -> float:

@@ -36,7 +36,7 @@ from typing import Any
 
 # bench/ holds the shared helpers; a directory named `queue` cannot shadow the stdlib module.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from _common import ROOT, fresh_database, postgres_server, print_table
+from _common import ROOT, free_port, fresh_database, postgres_server, print_table
 
 WORKDIR = Path("/tmp/safepref-bench-queue")
 
@@ -113,13 +113,6 @@ def seed(url: str, *, items: int, overlap: int, annotators: int) -> Seeded:
         batch_id = batch.id
     engine.dispose()
     return Seeded(batch_id, tokens)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def start_server(url: str, workers: int, port: int) -> subprocess.Popen[bytes]:
