@@ -17,7 +17,7 @@ from app.annotations.schemas import AnnotationIn
 from app.auth.models import User
 from app.batches import queue
 from app.batches.models import Assignment, Batch, BatchItem
-from app.batches.service import add_member, create_batch
+from app.batches.service import add_member, batch_progress, create_batch, list_batches
 from app.db import utcnow
 from app.items.models import GoldLabel, ReferenceLabel
 from tests.queue_factory import quick_users, response_ids, seed_project, valid_annotation
@@ -98,6 +98,21 @@ def test_a_gold_item_reaches_every_member_whatever_the_overlap(db: Session) -> N
     leases = [queue.next_assignment(db, batch, user) for user in users]
     ordinary = [lease.item.id for lease in leases if lease is not None]
     assert len(ordinary) == 3 and gold_id not in ordinary and len(set(ordinary)) == 3
+
+
+def test_progress_counts_ordinary_items_only(db: Session) -> None:
+    batch, users, _, gold = gold_batch(db, 3, 1, 4, rate=1.0, overlap=1)
+    (gold_id,) = gold
+    body = AnnotationIn.model_validate(valid_annotation(response_ids(db, gold_id)))
+    for user in users:  # four gold answers on an overlap of 1
+        lease = queue.next_assignment(db, batch, user)
+        assert lease is not None and lease.item.id == gold_id
+        annotations.submit(db, lease.assignment.id, user, body)
+    progress = batch_progress(db, batch)
+    assert (progress.items, progress.wanted, progress.submitted) == (3, 3, 0)
+    assert progress.items_untouched == 3
+    (summary,) = [s for s in list_batches(db, users[0]) if s.batch.id == batch.id]
+    assert (summary.items, summary.submitted, summary.wanted) == (3, 0, 3)
 
 
 def test_without_a_gold_rate_gold_items_are_never_served(db: Session) -> None:

@@ -246,7 +246,7 @@ def batch_progress(session: Session, batch: Batch, now: datetime | None = None) 
             func.coalesce(func.sum(BatchItem.submitted), 0),
             func.count().filter(BatchItem.submitted >= batch.overlap),
             func.count().filter(BatchItem.taken == 0),
-        ).where(BatchItem.batch_id == batch.id)
+        ).where(BatchItem.batch_id == batch.id, BatchItem.is_gold.is_(False))
     ).one()
     leased, skipped = session.execute(
         select(
@@ -315,6 +315,9 @@ def list_batches(
             func.count().label("n_items"),
             func.coalesce(func.sum(BatchItem.submitted), 0).label("n_submitted"),
         )
+        # Gold items are served to every member, beyond the overlap: they are not the work
+        # the batch asks for, so progress counts ordinary items only (as the dashboard does).
+        .where(BatchItem.is_gold.is_(False))
         .group_by(BatchItem.batch_id)
         .subquery()
     )
