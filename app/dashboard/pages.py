@@ -184,36 +184,32 @@ SortParam = Annotated[service.SortKey, Query()]
 OrderParam = Annotated[str, Query(pattern="^(asc|desc)$")]
 
 
-@router.get("/batches/{batch_id}/dashboard")
-@allow("admin")
-def dashboard_page(
-    request: Request,
+def dashboard_view(
     batch_id: int,
     session: DbSession,
-    _admin: AdminUser,
     limits: Thresholds_,
     sort: SortParam = "annotator",
     order: OrderParam = "asc",
-) -> Response:
+) -> dict[str, Any]:
+    """What the dashboard page and its live fragment both show."""
     batch, project = get_batch(session, batch_id)
-    ctx = _dashboard_context(session, batch, project, limits, sort, order)
+    return _dashboard_context(session, batch, project, limits, sort, order)
+
+
+# Declared after AdminUser in each route, so that the role is checked before any data loads.
+DashboardView = Annotated[dict[str, Any], Depends(dashboard_view)]
+
+
+@router.get("/batches/{batch_id}/dashboard")
+@allow("admin")
+def dashboard_page(request: Request, _admin: AdminUser, ctx: DashboardView) -> Response:
     return render(request, "dashboard.html", ctx)
 
 
 @router.get("/batches/{batch_id}/dashboard/live")
 @allow("admin")
-def dashboard_fragment(
-    request: Request,
-    batch_id: int,
-    session: DbSession,
-    _admin: AdminUser,
-    limits: Thresholds_,
-    sort: SortParam = "annotator",
-    order: OrderParam = "asc",
-) -> Response:
+def dashboard_fragment(request: Request, _admin: AdminUser, ctx: DashboardView) -> Response:
     """The dashboard's figures alone, for htmx to swap in place."""
-    batch, project = get_batch(session, batch_id)
-    ctx = _dashboard_context(session, batch, project, limits, sort, order)
     return render(request, "dashboard_live.html", ctx)
 
 
