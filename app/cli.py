@@ -31,24 +31,21 @@ def _migrate(_: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
-    from app import migrate
+    from app import migrate, serving
 
     settings = get_settings()
     settings.resolved_secret_key()  # refuse to start without a usable secret, before forking
     if settings.is_sqlite:
         migrate.upgrade(get_engine())
         get_engine().dispose()
-    uvicorn.run(
-        "app.main:app",
-        host=args.host,
-        port=args.port,
-        workers=args.workers,
+    return serving.serve(
+        args.host,
+        args.port,
+        args.workers,
         proxy_headers=False,
-        log_level="info",
+        log_level=args.log_level,
+        access_log=not args.no_access_log,
     )
-    return 0
 
 
 def _read_password(args: argparse.Namespace) -> str:
@@ -153,7 +150,17 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("serve", help="run the web server (migrates a SQLite database first)")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
-    p.add_argument("--workers", type=int, default=1)
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="server processes; with more than one, each accepts on its own SO_REUSEPORT "
+        "socket, so that connections spread evenly",
+    )
+    p.add_argument(
+        "--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"]
+    )
+    p.add_argument("--no-access-log", action="store_true", help="no line per request")
     p.set_defaults(handler=_serve)
 
     p = sub.add_parser("migrate", help="upgrade the database schema to the latest revision")

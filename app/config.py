@@ -7,7 +7,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import model_validator
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PLACEHOLDER_SECRETS = frozenset({"", "changethis", "change-me", "secret", "dev"})
@@ -33,7 +33,9 @@ class Settings(BaseSettings):
     max_upload_bytes: int = 2 * 1024 * 1024 * 1024
     import_chunk_size: int = 1000
 
-    db_pool_size: int = 10
+    # Also the number of worker threads per process (app/main.py): a request never waits for
+    # a connection that a thread could not use, and none is opened and closed per request.
+    db_pool_size: int = Field(default=20, ge=1)
     db_max_overflow: int = 10
     db_connect_timeout_seconds: int = 3
     # Statement timeout on PostgreSQL so that a stuck query fails instead of hanging a worker.

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from anyio import to_thread
 from fastapi import FastAPI
 from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
@@ -14,6 +19,7 @@ from app.auth import router as auth_router
 from app.auth.access import document_access
 from app.batches import pages as batch_pages
 from app.batches import router as batches_router
+from app.config import get_settings
 from app.consensus import router as consensus_router
 from app.dashboard import pages as dashboard_pages
 from app.dashboard import router as dashboard_router
@@ -26,11 +32,25 @@ from app.projects import router as projects_router
 from app.web import home
 from app.web.csrf import CSRFMiddleware
 from app.web.errors import install_error_handlers
+from app.web.gate import RequestGate
 from app.web.headers import SecurityHeaders
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    # One worker thread per pooled connection, and as many requests inside the app at once
+    # (app/web/gate.py). With more threads than connections, requests beyond the pool would
+    # take overflow connections, and PostgreSQL forks a backend for each (about 13 ms of its
+    # CPU each time: the largest cost of the queue under load before this).
+    size = get_settings().db_pool_size
+    to_thread.current_default_thread_limiter().total_tokens = size
+    app.state.request_gate = asyncio.Semaphore(size)
+    yield
 
 
 def create_app() -> FastAPI:
     app = FastAPI(
+        lifespan=lifespan,
         title="safepref",
         version=__version__,
         description="Human preference data for LLM safety alignment (PKU-SafeRLHF schema).",
@@ -39,10 +59,12 @@ def create_app() -> FastAPI:
         docs_url=None,
         redoc_url=None,
     )
-    for module in (projects_router, imports_router, items_router):
-        app.include_router(module.router)
+    # The queue's routers first: a request is matched against routes in order, and next and
+    # submit are most of the traffic.
     app.include_router(batches_router.router)
     app.include_router(annotations_router.router)
+    for module in (projects_router, imports_router, items_router):
+        app.include_router(module.router)
     app.include_router(consensus_router.router)
     app.include_router(exports_router.router)
     app.include_router(auth_router.router)
@@ -62,6 +84,7 @@ def create_app() -> FastAPI:
     app.mount("/static", StaticFiles(directory=str(resource_path("static"))), name="static")
     install_error_handlers(app)
     document_access(app)
+    app.add_middleware(RequestGate)
     app.add_middleware(CSRFMiddleware)
     # Added last, so outermost: its headers reach every response, CSRF refusals included.
     app.add_middleware(SecurityHeaders)

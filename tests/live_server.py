@@ -32,7 +32,7 @@ def free_port() -> int:
 def app_server(
     database_url: str, *, workers: int, secret: str, log_path: Path | None = None
 ) -> Iterator[str]:
-    """Serves app.main:app with `workers` processes; yields the base URL once it answers.
+    """Serves the app with `safepref serve --workers N`; yields the base URL once it answers.
 
     The server's output goes to `log_path` when given (tests show its tail on failure)."""
     port = free_port()
@@ -48,8 +48,8 @@ def app_server(
         [
             sys.executable,
             "-m",
-            "uvicorn",
-            "app.main:app",
+            "app.cli",
+            "serve",
             "--host",
             "127.0.0.1",
             "--port",
@@ -85,7 +85,7 @@ def app_server(
         time.sleep(0.5 if workers > 1 else 0)
         yield base
     finally:
-        # The whole session we started: the uvicorn supervisor and its workers.
+        # The whole session we started: the supervisor and its workers.
         os.killpg(proc.pid, signal.SIGTERM)
         try:
             proc.wait(timeout=15)

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from app.annotations import service as annotations
@@ -235,3 +235,21 @@ def test_api_next_returns_pinned_shape_then_204(
     assert ok.status_code == 200
     r2 = client.post(f"/api/v1/batches/{r.json()['id']}/next", headers=h)
     assert r2.status_code == 204 and r2.content == b""
+
+
+def test_rotation_is_the_same_number_in_python_and_in_postgresql(db: Session) -> None:
+    # The first 31 bits of sha256("batch:user:level"): one annotator's queue order must not
+    # depend on which implementation (Python on SQLite, a function on PostgreSQL) claims.
+    expected = {
+        (1, 2, 0): 1584912024,
+        (7, 123456, -1): 586022557,
+        (2**31 - 1, 2**31 - 1, 63): 784352552,
+    }
+    for (batch_id, user_id, level), number in expected.items():
+        assert queue.rotation_start(batch_id, user_id, level) == number
+        if db.get_bind().dialect.name == "postgresql":
+            found = db.scalar(
+                text("SELECT safepref_rotation(:b, :u, :l)"),
+                {"b": batch_id, "u": user_id, "l": level},
+            )
+            assert found == number

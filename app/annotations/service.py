@@ -1,5 +1,8 @@
 """Submitting, revising and skipping an assignment (the caller's own, while the batch is open).
 
+On PostgreSQL a submit is two calls of the queue's functions (app/batches/queue_pg.py) that
+keep the same rules and locks as the Python below, which SQLite uses.
+
 Every function takes the caller's membership lock, then the assignment's row lock (through a
 conditional UPDATE), then the batch item's: the queue's lock order (app/batches/queue.py). A
 submit racing a sweep, a claim or a second submit of the same answer is serialised, never
@@ -21,6 +24,7 @@ from app.annotations.models import Annotation, AnnotationRevision
 from app.annotations.schemas import AnnotationIn
 from app.annotations.validation import validate_annotation
 from app.auth.models import User
+from app.batches import queue_pg
 from app.batches.models import Assignment, Batch, BatchItem
 from app.batches.queue import load_item, lock_membership, ordered_responses
 from app.db import utcnow
@@ -113,6 +117,8 @@ def submit(
       (422) naming the field, before anything is written. Flushes only.
     """
     now = now or utcnow()
+    if queue_pg.is_postgresql(session):
+        return _submit_on_postgresql(session, assignment_id, user, body, now)
     assignment, batch, project = _lock(session, assignment_id, user)
     if not batch.is_open:
         raise Conflict(f"batch {batch.id} is closed: annotations can no longer be submitted")
@@ -162,6 +168,41 @@ def submit(
         # order) is held only until commit, not across the inserts above.
         _count(session, assignment, submitted=1)
     return SubmitResult(assignment, annotation, "created")
+
+
+def _submit_on_postgresql(
+    session: Session, assignment_id: int, user: User, body: AnnotationIn, now: datetime
+) -> SubmitResult:
+    """`submit` as two calls of the queue's functions (app/batches/queue_pg.py)."""
+    session.flush()
+    context = queue_pg.submit_context(session, assignment_id, user.id, now)
+    payload = validate_annotation(context, context.response_ids, body)
+    row = queue_pg.submit(
+        session,
+        assignment_id,
+        user.id,
+        payload,
+        duration_ms=body.duration_ms,
+        suggestion_viewed=body.suggestion_viewed,
+        now=now,
+    )
+    session.expire_all()  # the function changed rows this session may hold
+    assignment = session.scalars(
+        select(Assignment)
+        .where(Assignment.id == assignment_id)
+        .execution_options(populate_existing=True)
+    ).one()
+    annotation = session.scalars(
+        select(Annotation)
+        .where(Annotation.id == row.annotation_id)
+        .execution_options(populate_existing=True)
+    ).one()
+    outcome: Outcome = (
+        "created"
+        if row.outcome == "created"
+        else ("revised" if row.outcome == "revised" else "unchanged")
+    )
+    return SubmitResult(assignment, annotation, outcome)
 
 
 def _retake(session: Session, assignment: Assignment, batch: Batch) -> None:

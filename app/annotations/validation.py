@@ -7,11 +7,25 @@ Every error is an `Invalid` (422) whose message starts with the offending field,
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Protocol
 
 from app.annotations.schemas import AnnotationIn, ResponseLabelIn
 from app.errors import Invalid
-from app.projects.models import Project
+
+
+class Questions(Protocol):
+    """What a project asks (a Project, or the queue's submit context on PostgreSQL)."""
+
+    @property
+    def taxonomy(self) -> Sequence[Any]: ...
+    @property
+    def ask_safety(self) -> bool: ...
+    @property
+    def ask_dual(self) -> bool: ...
+    @property
+    def ask_single(self) -> bool: ...
+    @property
+    def ask_rationale(self) -> bool: ...
 
 
 def _fail(field: str, message: str) -> Invalid:
@@ -71,7 +85,7 @@ def _label(index: int, label: ResponseLabelIn, taxonomy: Sequence[str]) -> dict[
 
 
 def validate_annotation(
-    project: Project, response_ids: Sequence[int], body: AnnotationIn
+    project: Questions, response_ids: Sequence[int], body: AnnotationIn
 ) -> dict[str, Any]:
     """The stored payload for `body`, or Invalid naming the first field that breaks a rule.
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
 from app.auth.models import User
-from app.auth.security import SESSION_COOKIE, read_session
+from app.auth.security import SESSION_COOKIE, read_session, token_digest
 from app.auth.service import user_for_token
 from app.config import get_settings
 from app.db import DbSession
@@ -23,11 +24,23 @@ def _bearer(request: Request) -> str | None:
     return None
 
 
-def resolve_user(request: Request, session: Session) -> User | None:
+@dataclass(frozen=True)
+class Credentials:
+    """What a request presents: an API token's digest, or a signed session's user id and
+    session version. Neither is checked against the database yet."""
+
+    token_hash: str | None = None
+    uid: int | None = None
+    version: int | None = None
+
+
+def credentials(request: Request) -> Credentials | None:
+    """The caller's credentials (a bearer token wins over a cookie); None without any, or
+    with a session cookie whose signature or age is wrong."""
     token = _bearer(request)
     if token is not None:
         request.state.auth_via = "token"
-        return user_for_token(session, token)
+        return Credentials(token_hash=token_digest(token))
     cookie = request.cookies.get(SESSION_COOKIE)
     if not cookie:
         return None
@@ -35,20 +48,35 @@ def resolve_user(request: Request, session: Session) -> User | None:
     data = read_session(settings.resolved_secret_key(), cookie, settings.session_max_age_seconds)
     if data is None or not isinstance(data.get("uid"), int):
         return None
-    user = session.get(User, data["uid"])
-    if user is None or not user.is_active or user.session_version != data.get("v"):
-        return None
+    version = data.get("v")
     request.state.auth_via = "cookie"
     request.state.session_data = data
+    return Credentials(uid=data["uid"], version=version if isinstance(version, int) else None)
+
+
+def resolve_user(request: Request, session: Session) -> User | None:
+    found = credentials(request)
+    if found is None:
+        return None
+    if found.token_hash is not None:
+        return user_for_token(session, found.token_hash)
+    user = session.get(User, found.uid)
+    if user is None or not user.is_active or user.session_version != found.version:
+        return None
     return user
 
 
-def current_user(request: Request, session: DbSession) -> User:
+def authenticated(request: Request, session: Session) -> User:
+    """The caller, or Unauthorized: `current_user` for code that holds a session already."""
     user = resolve_user(request, session)
     if user is None:
         raise Unauthorized("not authenticated")
     request.state.user = user
     return user
+
+
+def current_user(request: Request, session: DbSession) -> User:
+    return authenticated(request, session)
 
 
 def admin_user(user: Annotated[User, Depends(current_user)]) -> User:

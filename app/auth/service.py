@@ -58,11 +58,12 @@ def create_token(session: Session, user: User, name: str = "") -> tuple[ApiToken
     return token, plain
 
 
-def user_for_token(session: Session, plain: str) -> User | None:
+def user_for_token(session: Session, digest: str) -> User | None:
+    """The active user of the unrevoked token with this sha256 digest (`token_digest`)."""
     row = session.execute(
         select(ApiToken, User)
         .join(User, User.id == ApiToken.user_id)
-        .where(ApiToken.token_hash == token_digest(plain), ApiToken.revoked_at.is_(None))
+        .where(ApiToken.token_hash == digest, ApiToken.revoked_at.is_(None))
     ).first()
     if row is None:
         return None

@@ -14,6 +14,8 @@ How they hold on one PostgreSQL shared by several processes (READ COMMITTED):
 - Lock order everywhere: membership -> assignment(s) -> batch_items (sorted by item id). Sweeps
   and claims take rows with SKIP LOCKED, so they never wait on each other.
 On SQLite, `BEGIN IMMEDIATE` (app/db.py) serialises writers and the row locks are no-ops.
+On PostgreSQL `next_assignment` is one call of the function safepref_next (app/batches/
+queue_pg.py), which does what this module does, in the same order with the same locks.
 
 Order of work: breadth-first (highest `taken` first, so items closest to k finish first), and
 among equals a per-annotator rotation of the batch's random `shuffle_key` order: each
@@ -50,6 +52,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session, joinedload
 
 from app.auth.models import User
+from app.batches import queue_pg
 from app.batches.models import Assignment, Batch, BatchItem, BatchMember
 from app.db import UTCDateTime, utcnow
 from app.errors import Conflict, NotFound
@@ -98,6 +101,19 @@ def next_assignment(
     Conflict when the batch is closed. Flushes only; the caller commits.
     """
     now = now or utcnow()
+    if queue_pg.is_postgresql(session):
+        session.flush()  # the function reads the tables, not this session's pending objects
+        row = queue_pg.next_lease(
+            session,
+            batch.id,
+            user.id,
+            now,
+            gold_draw=gold_draw(),
+            sweep=sweep_due(batch.id),
+            admin_hint=False,
+        )
+        session.expire_all()  # the function may have changed rows this session holds
+        return None if row is None else _lease(session, row.assignment_id, resumed=row.resumed)
     lock_membership(session, batch.id, user.id)
     if not batch.is_open:
         raise Conflict(f"batch {batch.id} is closed")
@@ -108,7 +124,7 @@ def next_assignment(
     if current is not None and _renew(session, current, "leased", lease_until):
         # Still 'leased' means no sweep took it back: its slot is still counted in `taken`.
         return _lease(session, current, resumed=True)
-    swept = _sweep_due(batch.id)
+    swept = sweep_due(batch.id)
     if swept:
         sweep_expired(session, batch.id, now)
     claimed = _claim(session, batch, user.id)
@@ -150,7 +166,12 @@ def _renew(session: Session, assignment_id: int, status: str, until: datetime) -
     return bool(getattr(result, "rowcount", 0))
 
 
-def _sweep_due(batch_id: int) -> bool:
+def gold_draw() -> float:
+    """Uniform in [0, 1): a claim is swapped for a gold item when this is below the rate."""
+    return _gold_rng.random()
+
+
+def sweep_due(batch_id: int) -> bool:
     """Per-process throttle of the opportunistic sweep; a claim that finds nothing always
     sweeps, so a slot held by a dead lease is never reported as unavailable."""
     clock = time.monotonic()
@@ -187,9 +208,10 @@ def release_leases(
 
 
 def rotation_start(batch_id: int, user_id: int, level: int) -> int:
-    """Where this annotator starts on the shuffled ring at this level (stable, per person)."""
-    digest = hashlib.blake2b(f"{batch_id}:{user_id}:{level}".encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "big") % KEY_SPACE
+    """Where this annotator starts on the shuffled ring at this level (stable, per person):
+    the first 31 bits of a sha256, as safepref_rotation computes it on PostgreSQL."""
+    digest = hashlib.sha256(f"{batch_id}:{user_id}:{level}".encode()).digest()
+    return int.from_bytes(digest[:4], "big") & (KEY_SPACE - 1)
 
 
 def _claim(session: Session, batch: Batch, user_id: int) -> tuple[int, bool, int | None] | None:

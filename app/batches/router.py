@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Query, Request, Response
+from sqlalchemy.orm import Session
 
 from app.auth.access import allow
-from app.auth.dependencies import AdminUser, CurrentUser
+from app.auth.dependencies import AdminUser, CurrentUser, authenticated, credentials
 from app.auth.service import get_user
-from app.batches import service
+from app.batches import queue, queue_pg, service
 from app.batches.models import Batch
 from app.batches.queue import Lease
 from app.batches.schemas import (
@@ -25,8 +26,8 @@ from app.batches.schemas import (
     MyProgressOut,
     NextOut,
 )
-from app.db import DbSession, utcnow
-from app.errors import NotFound
+from app.db import DbSession, run_in_session, utcnow
+from app.errors import NotFound, Unauthorized
 from app.projects.service import get_project
 
 router = APIRouter(prefix="/api/v1/batches", tags=["batches"])
@@ -202,13 +203,55 @@ def remove_member_by_name(
     responses={204: {"description": "nothing is left for the caller in this batch"}},
 )
 @allow("member-only")
-def next_assignment(batch_id: int, session: DbSession, user: CurrentUser) -> Response:
+async def next_assignment(batch_id: int, request: Request) -> Response:
     """The caller's next assignment: their unexpired lease if they hold one, otherwise a new
     claim; 204 when nothing is left for them. 409 when the batch is closed."""
-    lease = service.next_for(session, batch_id, user)
-    if lease is None:
-        return Response(status_code=204)
-    return JSONResponse(lease_out(lease).model_dump(mode="json"))
+    return await run_in_session(request, partial(_next, request, batch_id))
+
+
+def _next(request: Request, batch_id: int, session: Session) -> Response:
+    if queue_pg.is_postgresql(session):
+        # The hot path: the database checks the credentials and leases in one call.
+        found = credentials(request)
+        if found is None:
+            raise Unauthorized("not authenticated")
+        row = queue_pg.next_lease(
+            session,
+            batch_id,
+            found,
+            utcnow(),
+            gold_draw=queue.gold_draw(),
+            sweep=queue.sweep_due(batch_id),
+        )
+        if row is None:
+            return Response(status_code=204)
+        out = lease_row_out(batch_id, row)
+    else:
+        lease = service.next_for(session, batch_id, authenticated(request, session))
+        if lease is None:
+            return Response(status_code=204)
+        out = lease_out(lease)
+    return Response(out.model_dump_json(), media_type="application/json")
+
+
+def lease_row_out(batch_id: int, row: queue_pg.LeaseRow) -> NextOut:
+    return NextOut(
+        assignment_id=row.assignment_id,
+        batch_id=batch_id,
+        leased_until=row.leased_until,
+        resumed=row.resumed,
+        item=AssignedItemOut(
+            id=row.item_id,
+            prompt=row.prompt,
+            prompt_source=row.prompt_source,
+            responses=[
+                AssignedResponseOut(id=i, text=t, source=s)
+                for i, t, s in zip(
+                    row.response_ids, row.response_texts, row.response_sources, strict=True
+                )
+            ],
+        ),
+    )
 
 
 @router.get("/{batch_id}/progress", response_model=BatchProgressOut)

@@ -57,11 +57,13 @@ def _header(scope: Scope, name: bytes) -> str:
     return ""
 
 
-def needs_check(scope: Scope, cookies: Mapping[str, str]) -> bool:
-    if scope["method"] not in UNSAFE_METHODS:
-        return False
+def _bearer(scope: Scope) -> bool:
     scheme, _, value = _header(scope, b"authorization").partition(" ")
-    if scheme.lower() == "bearer" and value.strip():
+    return scheme.lower() == "bearer" and bool(value.strip())
+
+
+def needs_check(scope: Scope, cookies: Mapping[str, str]) -> bool:
+    if scope["method"] not in UNSAFE_METHODS or _bearer(scope):
         return False
     return bool(cookies.get(SESSION_COOKIE)) or scope["path"] == LOGIN_PATH
 
@@ -119,6 +121,10 @@ class CSRFMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        # Safe methods and bearer requests pass before any cookie is parsed (the API's hot path).
+        if scope["method"] not in UNSAFE_METHODS or _bearer(scope):
             await self.app(scope, receive, send)
             return
         request = Request(scope)

@@ -122,7 +122,8 @@ def start_server(url: str, workers: int, port: int) -> subprocess.Popen[bytes]:
         "SAFEPREF_SECRET_KEY": "bench-" + "x" * 40,
         "SAFEPREF_ENVIRONMENT": "production",
     }
-    argv = [sys.executable, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1"]
+    # The product's own command: with several workers, each accepts on its own socket.
+    argv = [sys.executable, "-m", "app.cli", "serve", "--host", "127.0.0.1"]
     argv += ["--port", str(port), "--workers", str(workers)]
     argv += ["--log-level", "warning", "--no-access-log"]
     proc = subprocess.Popen(argv, cwd=ROOT, env=env, start_new_session=True)
@@ -329,6 +330,9 @@ def cpu_seconds(pids: list[int], *, children: bool = True) -> float:
     for pid in pids:
         try:
             proc = psutil.Process(pid)
+            if children:  # children that have exited (PostgreSQL backends of closed connections)
+                reaped = proc.cpu_times()
+                total += reaped.children_user + reaped.children_system
             for p in [proc, *(proc.children(recursive=True) if children else [])]:
                 times = p.cpu_times()
                 total += times.user + times.system

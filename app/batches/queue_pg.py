@@ -1,0 +1,212 @@
+"""The queue on PostgreSQL: each step is one call of a function from the migration
+`queue_functions_on_postgresql` (1ada494eb64e), in the request's transaction.
+
+Those functions hold the same rules and the same lock order as the Python implementation in
+app/batches/queue.py and app/annotations/service.py, which SQLite uses. One round trip replaces
+the seven to nine statements a step takes from Python; that is what lets two processes on two
+cores serve several hundred annotations a second (bench/queue).
+
+The caller is given either as a user id (pages and services, which have the User already) or
+as the request's credentials, which the database checks in the same call (the API's hot path
+loads no ORM object at all).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+import psycopg
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session
+
+from app.auth.dependencies import Credentials
+from app.errors import Conflict, NotFound, Unauthorized
+
+Caller = int | Credentials
+
+_BY_ID = "%(user)s::int"
+_BY_CREDENTIALS = "safepref_caller(%(token)s::text, %(uid)s::int, %(version)s::int, %(now)s)"
+_NEXT = (
+    "SELECT * FROM safepref_next(%(batch)s::int, {caller}, %(now)s, %(draw)s::float8, "
+    "%(sweep)s::bool)"
+)
+_CONTEXT = "SELECT * FROM safepref_submit_context(%(assignment)s::int, {caller})"
+_SUBMIT = (
+    "SELECT * FROM safepref_submit(%(assignment)s::int, %(user)s::int, %(payload)s::json, "
+    "%(duration)s::int, %(viewed)s::bool, %(now)s)"
+)
+
+
+def is_postgresql(session: Session) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
+
+
+def _caller_sql(template: str, caller: Caller, now: datetime, params: dict[str, Any]) -> str:
+    if isinstance(caller, Credentials):
+        params.update(token=caller.token_hash, uid=caller.uid, version=caller.version, now=now)
+        return template.format(caller=_BY_CREDENTIALS)
+    params.update(user=caller, now=now)
+    return template.format(caller=_BY_ID)
+
+
+def _one(session: Session, sql: str, params: Mapping[str, Any]) -> tuple[Any, ...]:
+    """The one row of `sql`, run on the session's connection in its transaction.
+
+    Straight through psycopg's cursor: SQLAlchemy would compile nothing here but would still
+    build result metadata per call, a tenth of a worker's CPU on the hot path. Driver errors
+    are wrapped as SQLAlchemy's (OperationalError -> 503, DataError -> 422: app/web/errors.py).
+    """
+    connection = session.connection().connection.driver_connection
+    assert isinstance(connection, psycopg.Connection)
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            row = cursor.fetchone()
+    except psycopg.Error as error:
+        raise DBAPIError.instance(sql, params, error, psycopg.Error) from error
+    assert row is not None
+    return tuple(row)
+
+
+@dataclass(frozen=True)
+class LeaseRow:
+    """A lease as safepref_next returns it, responses in display order."""
+
+    assignment_id: int
+    resumed: bool
+    leased_until: datetime
+    item_id: int
+    prompt: str
+    prompt_source: str
+    response_ids: Sequence[int]
+    response_texts: Sequence[str]
+    response_sources: Sequence[str]
+
+
+def next_lease(
+    session: Session,
+    batch_id: int,
+    caller: Caller,
+    now: datetime,
+    *,
+    gold_draw: float,
+    sweep: bool,
+    admin_hint: bool = True,
+) -> LeaseRow | None:
+    """The caller's next lease, or None when nothing is left for them. NotFound for a batch
+    that does not exist or of which the caller is not a member (with a hint for admins when
+    `admin_hint`), Conflict when it is closed, Unauthorized for unknown credentials."""
+    params: dict[str, Any] = {"batch": batch_id, "draw": gold_draw, "sweep": sweep}
+    row = _one(session, _caller_sql(_NEXT, caller, now, params), params)
+    outcome = row[0]
+    if outcome == "ok":
+        return LeaseRow(row[1], row[2], row[3].astimezone(UTC), *row[4:10])
+    if outcome == "empty":
+        return None
+    if outcome == "unauthenticated":
+        raise Unauthorized("not authenticated")
+    if outcome == "closed":
+        raise Conflict(f"batch {batch_id} is closed")
+    if outcome == "not_member_admin" and admin_hint:
+        raise NotFound(f"batch {batch_id}: you are not a member of it; add yourself to annotate")
+    raise NotFound(f"no batch {batch_id}")
+
+
+@dataclass(frozen=True)
+class SubmitContext:
+    """What validating a submit needs (app.annotations.validation.Questions)."""
+
+    user_id: int
+    batch_id: int
+    taxonomy: list[str]
+    ask_safety: bool
+    ask_dual: bool
+    ask_single: bool
+    ask_rationale: bool
+    response_ids: list[int]
+
+
+def submit_context(
+    session: Session, assignment_id: int, caller: Caller, now: datetime
+) -> SubmitContext:
+    """The project's questions and the item's response ids for the caller's assignment:
+    NotFound if it is not theirs (or they left the batch), Conflict if the batch is closed."""
+    params: dict[str, Any] = {"assignment": assignment_id}
+    outcome, *fields = _one(session, _caller_sql(_CONTEXT, caller, now, params), params)
+    if outcome == "unauthenticated":
+        raise Unauthorized("not authenticated")
+    if outcome == "not_found":
+        raise NotFound(f"no assignment {assignment_id}")
+    if outcome == "closed":
+        raise Conflict(f"batch {fields[1]} is closed: annotations can no longer be submitted")
+    user_id, batch_id, taxonomy, safety, dual, single, rationale, response_ids = fields
+    return SubmitContext(
+        user_id, batch_id, taxonomy, safety, dual, single, rationale, response_ids or []
+    )
+
+
+@dataclass(frozen=True)
+class SubmitRow:
+    outcome: str  # "created", "revised" or "unchanged"
+    annotation_id: int
+    revision: int
+    batch_id: int
+    item_id: int
+    submitted_at: datetime
+    updated_at: datetime
+    duration_ms: int | None
+    suggestion_viewed: bool
+
+
+def submit(
+    session: Session,
+    assignment_id: int,
+    user_id: int,
+    payload: dict[str, Any],
+    *,
+    duration_ms: int | None,
+    suggestion_viewed: bool,
+    now: datetime,
+) -> SubmitRow:
+    """Stores a validated payload (first submit, revision, or an unchanged repeat). Conflict,
+    writing nothing, when the batch closed, the assignment was skipped, or its lease expired
+    and the item has since gone to others."""
+    params = {
+        "assignment": assignment_id,
+        "user": user_id,
+        "payload": orjson.dumps(payload).decode(),
+        "duration": duration_ms,
+        "viewed": suggestion_viewed,
+        "now": now,
+    }
+    outcome, *row = _one(session, _SUBMIT, params)
+    # row: annotation id, revision, batch, item, submitted at, updated at, duration, viewed,
+    # detail
+    if outcome == "not_found":
+        raise NotFound(f"no assignment {assignment_id}")
+    if outcome == "closed":
+        raise Conflict(f"batch {row[2]} is closed: annotations can no longer be submitted")
+    if outcome == "skipped":
+        raise Conflict(f"assignment {assignment_id} was skipped; the item went to other annotators")
+    if outcome == "gone":
+        raise Conflict(
+            f"assignment {assignment_id}: your lease expired and the item has since gone to "
+            f"other annotators ({row[8]} of {row[8]} slots taken); this answer was "
+            "not saved"
+        )
+    annotation_id, revision, batch_id, item_id, submitted_at, updated_at, duration, viewed = row[:8]
+    return SubmitRow(
+        outcome,
+        annotation_id,
+        revision,
+        batch_id,
+        item_id,
+        submitted_at.astimezone(UTC),
+        updated_at.astimezone(UTC),
+        duration,
+        viewed,
+    )
