@@ -23,6 +23,7 @@ from app.config import get_settings
 from app.consensus import router as consensus_router
 from app.dashboard import pages as dashboard_pages
 from app.dashboard import router as dashboard_router
+from app.db import HotPool
 from app.exports import router as exports_router
 from app.imports import router as imports_router
 from app.items import router as items_router
@@ -42,10 +43,16 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     # (app/web/gate.py). With more threads than connections, requests beyond the pool would
     # take overflow connections, and PostgreSQL forks a backend for each (about 13 ms of its
     # CPU each time: the largest cost of the queue under load before this).
-    size = get_settings().db_pool_size
-    to_thread.current_default_thread_limiter().total_tokens = size
-    app.state.request_gate = asyncio.Semaphore(size)
-    yield
+    settings = get_settings()
+    to_thread.current_default_thread_limiter().total_tokens = settings.db_pool_size
+    app.state.request_gate = asyncio.Semaphore(settings.db_pool_size)
+    hot = None if settings.is_sqlite else HotPool(settings)
+    app.state.hot_pool = hot
+    try:
+        yield
+    finally:
+        if hot is not None:
+            await hot.close()
 
 
 def create_app() -> FastAPI:

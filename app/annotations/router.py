@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from functools import partial
-from typing import cast
+from typing import Any, cast
 
 from fastapi import APIRouter, Request, Response
 from sqlalchemy.orm import Session
@@ -23,7 +23,7 @@ from app.auth.access import allow
 from app.auth.dependencies import CurrentUser, authenticated, credentials
 from app.batches import queue_pg
 from app.batches.schemas import AssignedItemOut, AssignedResponseOut
-from app.db import DbSession, run_in_session, utcnow
+from app.db import DbSession, hot_pool, run_in_session, utcnow
 from app.errors import Unauthorized
 
 router = APIRouter(prefix="/api/v1/assignments", tags=["assignments"])
@@ -88,12 +88,49 @@ async def put_annotation(assignment_id: int, body: AnnotationIn, request: Reques
     (`outcome` "unchanged", same revision); a different one is kept as a new revision.
     422 names the field that breaks a rule; 409 if the batch is closed, the assignment was
     skipped, or the lease expired and the item has since gone to others (nothing saved)."""
-    return await run_in_session(request, partial(_put, request, assignment_id, body))
+    pool = await hot_pool(request)
+    if pool is None:
+        return await run_in_session(request, partial(_put, request, assignment_id, body))
+    # PostgreSQL's hot path, in the event loop: the context (which checks the credentials),
+    # validation here, then the write, which checks ownership and state again under locks.
+    found = credentials(request)
+    if found is None:
+        raise Unauthorized("not authenticated")
+    now = utcnow()
+    context = await queue_pg.submit_context_async(pool, assignment_id, found, now)
+    payload = validate_annotation(context, context.response_ids, body)
+    row = await queue_pg.submit_async(
+        pool,
+        assignment_id,
+        context.user_id,
+        payload,
+        duration_ms=body.duration_ms,
+        suggestion_viewed=body.suggestion_viewed,
+        now=now,
+    )
+    return _stored(assignment_id, row, payload)
+
+
+def _stored(assignment_id: int, row: queue_pg.SubmitRow, payload: dict[str, Any]) -> Response:
+    out = AnnotationOut(
+        annotation_id=row.annotation_id,
+        assignment_id=assignment_id,
+        batch_id=row.batch_id,
+        item_id=row.item_id,
+        revision=row.revision,
+        outcome=cast(Outcome, row.outcome),
+        submitted_at=row.submitted_at,
+        updated_at=row.updated_at,
+        duration_ms=row.duration_ms,
+        suggestion_viewed=row.suggestion_viewed,
+        payload=payload,
+    )
+    return Response(out.model_dump_json(), media_type="application/json")
 
 
 def _put(request: Request, assignment_id: int, body: AnnotationIn, session: Session) -> Response:
     if queue_pg.is_postgresql(session):
-        # The hot path: no ORM object is loaded; two calls of the queue's functions.
+        # As on the hot path, in the request's session (tests: their rolled-back transaction).
         found = credentials(request)
         if found is None:
             raise Unauthorized("not authenticated")
@@ -109,22 +146,9 @@ def _put(request: Request, assignment_id: int, body: AnnotationIn, session: Sess
             suggestion_viewed=body.suggestion_viewed,
             now=now,
         )
-        out = AnnotationOut(
-            annotation_id=row.annotation_id,
-            assignment_id=assignment_id,
-            batch_id=row.batch_id,
-            item_id=row.item_id,
-            revision=row.revision,
-            outcome=cast(Outcome, row.outcome),
-            submitted_at=row.submitted_at,
-            updated_at=row.updated_at,
-            duration_ms=row.duration_ms,
-            suggestion_viewed=row.suggestion_viewed,
-            payload=payload,
-        )
-    else:
-        user = authenticated(request, session)
-        out = annotation_out(service.submit(session, assignment_id, user, body))
+        return _stored(assignment_id, row, payload)
+    user = authenticated(request, session)
+    out = annotation_out(service.submit(session, assignment_id, user, body))
     return Response(out.model_dump_json(), media_type="application/json")
 
 

@@ -20,6 +20,7 @@ from typing import Any
 
 import orjson
 import psycopg
+from psycopg_pool import AsyncConnectionPool
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
@@ -63,13 +64,44 @@ def _one(session: Session, sql: str, params: Mapping[str, Any]) -> tuple[Any, ..
     connection = session.connection().connection.driver_connection
     assert isinstance(connection, psycopg.Connection)
     try:
-        with connection.cursor() as cursor:
+        # Pipeline mode: the BEGIN psycopg sends first in a new transaction travels with the
+        # statement, one round trip instead of two.
+        with connection.pipeline(), connection.cursor() as cursor:
             cursor.execute(sql, params)
             row = cursor.fetchone()
     except psycopg.Error as error:
         raise DBAPIError.instance(sql, params, error, psycopg.Error) from error
     assert row is not None
     return tuple(row)
+
+
+async def _one_async(
+    pool: AsyncConnectionPool, sql: str, params: Mapping[str, Any]
+) -> tuple[Any, ...]:
+    """The one row of `sql` on a connection of the hot path's pool (autocommit: the function
+    call is the whole transaction, so there is no BEGIN or COMMIT round trip).
+
+    A pooled connection that the server dropped (a restart) fails at once; the call is then
+    made once more on another. Both functions are safe to repeat even if the first call had
+    committed: `next` hands back the lease it made, and a repeated submit is "unchanged".
+    """
+    for attempt in (1, 2):
+        row = None
+        try:
+            async with pool.connection() as connection:
+                try:
+                    async with connection.cursor() as cursor:
+                        await cursor.execute(sql, params)
+                        row = await cursor.fetchone()
+                except psycopg.OperationalError:
+                    # The pool discards a broken connection when it is given back.
+                    if attempt == 2 or not connection.broken:
+                        raise
+        except psycopg.Error as error:
+            raise DBAPIError.instance(sql, params, error, psycopg.Error) from error
+        if row is not None:
+            return tuple(row)
+    raise DBAPIError.instance(sql, params, psycopg.OperationalError("no row"), psycopg.Error)
 
 
 @dataclass(frozen=True)
@@ -100,8 +132,26 @@ def next_lease(
     """The caller's next lease, or None when nothing is left for them. NotFound for a batch
     that does not exist or of which the caller is not a member (with a hint for admins when
     `admin_hint`), Conflict when it is closed, Unauthorized for unknown credentials."""
+    sql, params = _next_call(batch_id, caller, now, gold_draw, sweep)
+    return _next_result(_one(session, sql, params), batch_id, admin_hint)
+
+
+async def next_lease_async(
+    pool: AsyncConnectionPool, batch_id: int, caller: Caller, now: datetime, **kw: Any
+) -> LeaseRow | None:
+    """`next_lease` on the hot path's own pool (autocommit: the call is its transaction)."""
+    sql, params = _next_call(batch_id, caller, now, kw["gold_draw"], kw["sweep"])
+    return _next_result(await _one_async(pool, sql, params), batch_id, True)
+
+
+def _next_call(
+    batch_id: int, caller: Caller, now: datetime, gold_draw: float, sweep: bool
+) -> tuple[str, dict[str, Any]]:
     params: dict[str, Any] = {"batch": batch_id, "draw": gold_draw, "sweep": sweep}
-    row = _one(session, _caller_sql(_NEXT, caller, now, params), params)
+    return _caller_sql(_NEXT, caller, now, params), params
+
+
+def _next_result(row: tuple[Any, ...], batch_id: int, admin_hint: bool) -> LeaseRow | None:
     outcome = row[0]
     if outcome == "ok":
         return LeaseRow(row[1], row[2], row[3].astimezone(UTC), *row[4:10])
@@ -135,8 +185,24 @@ def submit_context(
 ) -> SubmitContext:
     """The project's questions and the item's response ids for the caller's assignment:
     NotFound if it is not theirs (or they left the batch), Conflict if the batch is closed."""
+    sql, params = _context_call(assignment_id, caller, now)
+    return _context_result(_one(session, sql, params), assignment_id)
+
+
+async def submit_context_async(
+    pool: AsyncConnectionPool, assignment_id: int, caller: Caller, now: datetime
+) -> SubmitContext:
+    sql, params = _context_call(assignment_id, caller, now)
+    return _context_result(await _one_async(pool, sql, params), assignment_id)
+
+
+def _context_call(assignment_id: int, caller: Caller, now: datetime) -> tuple[str, dict[str, Any]]:
     params: dict[str, Any] = {"assignment": assignment_id}
-    outcome, *fields = _one(session, _caller_sql(_CONTEXT, caller, now, params), params)
+    return _caller_sql(_CONTEXT, caller, now, params), params
+
+
+def _context_result(row: tuple[Any, ...], assignment_id: int) -> SubmitContext:
+    outcome, *fields = row
     if outcome == "unauthenticated":
         raise Unauthorized("not authenticated")
     if outcome == "not_found":
@@ -175,7 +241,33 @@ def submit(
     """Stores a validated payload (first submit, revision, or an unchanged repeat). Conflict,
     writing nothing, when the batch closed, the assignment was skipped, or its lease expired
     and the item has since gone to others."""
-    params = {
+    params = _submit_params(assignment_id, user_id, payload, duration_ms, suggestion_viewed, now)
+    return _submit_result(_one(session, _SUBMIT, params), assignment_id)
+
+
+async def submit_async(
+    pool: AsyncConnectionPool,
+    assignment_id: int,
+    user_id: int,
+    payload: dict[str, Any],
+    *,
+    duration_ms: int | None,
+    suggestion_viewed: bool,
+    now: datetime,
+) -> SubmitRow:
+    params = _submit_params(assignment_id, user_id, payload, duration_ms, suggestion_viewed, now)
+    return _submit_result(await _one_async(pool, _SUBMIT, params), assignment_id)
+
+
+def _submit_params(
+    assignment_id: int,
+    user_id: int,
+    payload: dict[str, Any],
+    duration_ms: int | None,
+    suggestion_viewed: bool,
+    now: datetime,
+) -> dict[str, Any]:
+    return {
         "assignment": assignment_id,
         "user": user_id,
         "payload": orjson.dumps(payload).decode(),
@@ -183,7 +275,10 @@ def submit(
         "viewed": suggestion_viewed,
         "now": now,
     }
-    outcome, *row = _one(session, _SUBMIT, params)
+
+
+def _submit_result(result: tuple[Any, ...], assignment_id: int) -> SubmitRow:
+    outcome, *row = result
     # row: annotation id, revision, batch, item, submitted at, updated at, duration, viewed,
     # detail
     if outcome == "not_found":

@@ -341,6 +341,21 @@ def cpu_seconds(pids: list[int], *, children: bool = True) -> float:
     return total
 
 
+def worker_cpu(pid: int) -> dict[int, float]:
+    """CPU seconds of each app worker process (the server's children), by pid."""
+    import psutil
+
+    found = {}
+    for child in psutil.Process(pid).children(recursive=True):
+        try:
+            times = child.cpu_times()
+            if times.user + times.system > 0.5:  # a worker, not the resource tracker
+                found[child.pid] = times.user + times.system
+        except psutil.NoSuchProcess:
+            continue
+    return found
+
+
 def postmaster_pid(url: str) -> int | None:
     import psycopg
 
@@ -400,6 +415,7 @@ def run(args: argparse.Namespace, server_url: str, workdir: Path) -> int:
     pg = postmaster_pid(url)
     watched = {"app": [proc.pid], "postgres": [pg] if pg else [], "load": [os.getpid()]}
     cpu: dict[str, list[float]] = {}
+    split: dict[str, list[float]] = {}
     try:
         for name, run_loop in (
             ("a", lambda: open_loop(port, seeded, args.rate, args.open_seconds, args.warmup)),
@@ -409,10 +425,13 @@ def run(args: argparse.Namespace, server_url: str, workdir: Path) -> int:
             ),
         ):
             before = {k: cpu_seconds(v, children=k != "load") for k, v in watched.items()}
+            workers_before = worker_cpu(proc.pid)
             result = asyncio.run(run_loop())
             cpu[name] = [
                 cpu_seconds(v, children=k != "load") - before[k] for k, v in watched.items()
             ]
+            used = worker_cpu(proc.pid)
+            split[name] = [used[pid] - workers_before.get(pid, 0.0) for pid in sorted(used)]
             if name == "a":
                 a, a_seconds = result
             else:
@@ -465,6 +484,8 @@ def run(args: argparse.Namespace, server_url: str, workdir: Path) -> int:
         f"(b) {' / '.join(f'{1000 * c / total_b:.1f}' for c in cpu['b'])}; "
         f"load average {os.getloadavg()[0]:.2f}"
     )
+    shares = " / ".join(f"{100 * c / (sum(split['b']) or 1):.0f}%" for c in split["b"])
+    print(f"(b) CPU split between the app's worker processes: {shares}")
     if a.errors or b.errors:
         print("error statuses:", a.errors, b.errors)
     a_next, a_submit = float(pct(a.next_ms, 0.99)), float(pct(a.submit_ms, 0.99))
