@@ -186,7 +186,7 @@ def _submit_on_postgresql(
         suggestion_viewed=body.suggestion_viewed,
         now=now,
     )
-    session.expire_all()  # the function changed rows this session may hold
+    queue_pg.expire_queue_rows(session)  # the function changed rows this session may hold
     assignment = session.scalars(
         select(Assignment)
         .where(Assignment.id == assignment_id)

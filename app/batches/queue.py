@@ -112,7 +112,7 @@ def next_assignment(
             sweep=sweep_due(batch.id),
             admin_hint=False,
         )
-        session.expire_all()  # the function may have changed rows this session holds
+        queue_pg.expire_queue_rows(session)  # the function may have changed rows it holds
         return None if row is None else _lease(session, row.assignment_id, resumed=row.resumed)
     lock_membership(session, batch.id, user.id)
     if not batch.is_open:

@@ -24,7 +24,9 @@ from psycopg_pool import AsyncConnectionPool
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
+from app.annotations.models import Annotation
 from app.auth.dependencies import Credentials
+from app.batches.models import Assignment, BatchItem
 from app.errors import Conflict, NotFound, Unauthorized
 
 Caller = int | Credentials
@@ -44,6 +46,14 @@ _SUBMIT = (
 
 def is_postgresql(session: Session) -> bool:
     return session.get_bind().dialect.name == "postgresql"
+
+
+def expire_queue_rows(session: Session) -> None:
+    """Marks this session's assignments, batch items and annotations stale after a queue
+    function changed rows behind its back (users, batches and projects it never touches)."""
+    for instance in list(session.identity_map.values()):
+        if isinstance(instance, Assignment | BatchItem | Annotation):
+            session.expire(instance)
 
 
 def _caller_sql(template: str, caller: Caller, now: datetime, params: dict[str, Any]) -> str:
