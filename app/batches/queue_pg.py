@@ -1,5 +1,6 @@
 """The queue on PostgreSQL: each step is one call of a function from the migration
-`queue_functions_on_postgresql` (1ada494eb64e), in the request's transaction.
+`queue_functions_on_postgresql` (1ada494eb64e): in the request's session (pages, services,
+in-process tests), or from the event loop on the hot path's own pool (the API; app/db.py).
 
 Those functions hold the same rules and the same lock order as the Python implementation in
 app/batches/queue.py and app/annotations/service.py, which SQLite uses. One round trip replaces
