@@ -20,11 +20,10 @@ from app.annotations.schemas import (
 from app.annotations.service import Outcome
 from app.annotations.validation import validate_annotation
 from app.auth.access import allow
-from app.auth.dependencies import CurrentUser, authenticated, credentials
+from app.auth.dependencies import CurrentUser, authenticated, required_credentials
 from app.batches import queue_pg
 from app.batches.schemas import AssignedItemOut, AssignedResponseOut
 from app.db import DbSession, hot_pool, run_in_session, utcnow
-from app.errors import Unauthorized
 
 router = APIRouter(prefix="/api/v1/assignments", tags=["assignments"])
 
@@ -93,21 +92,11 @@ async def put_annotation(assignment_id: int, body: AnnotationIn, request: Reques
         return await run_in_session(request, partial(_put, request, assignment_id, body))
     # PostgreSQL's hot path, in the event loop: the context (which checks the credentials),
     # validation here, then the write, which checks ownership and state again under locks.
-    found = credentials(request)
-    if found is None:
-        raise Unauthorized("not authenticated")
     now = utcnow()
-    context = await queue_pg.submit_context_async(pool, assignment_id, found, now)
+    caller = required_credentials(request)
+    context = await queue_pg.submit_context_async(pool, assignment_id, caller, now)
     payload = validate_annotation(context, context.response_ids, body)
-    row = await queue_pg.submit_async(
-        pool,
-        assignment_id,
-        context.user_id,
-        payload,
-        duration_ms=body.duration_ms,
-        suggestion_viewed=body.suggestion_viewed,
-        now=now,
-    )
+    row = await queue_pg.submit_async(pool, assignment_id, context.user_id, payload, body, now)
     return _stored(assignment_id, row, payload)
 
 
@@ -131,21 +120,11 @@ def _stored(assignment_id: int, row: queue_pg.SubmitRow, payload: dict[str, Any]
 def _put(request: Request, assignment_id: int, body: AnnotationIn, session: Session) -> Response:
     if queue_pg.is_postgresql(session):
         # As on the hot path, in the request's session (tests: their rolled-back transaction).
-        found = credentials(request)
-        if found is None:
-            raise Unauthorized("not authenticated")
         now = utcnow()
-        context = queue_pg.submit_context(session, assignment_id, found, now)
+        caller = required_credentials(request)
+        context = queue_pg.submit_context(session, assignment_id, caller, now)
         payload = validate_annotation(context, context.response_ids, body)
-        row = queue_pg.submit(
-            session,
-            assignment_id,
-            context.user_id,
-            payload,
-            duration_ms=body.duration_ms,
-            suggestion_viewed=body.suggestion_viewed,
-            now=now,
-        )
+        row = queue_pg.submit(session, assignment_id, context.user_id, payload, body, now)
         return _stored(assignment_id, row, payload)
     user = authenticated(request, session)
     out = annotation_out(service.submit(session, assignment_id, user, body))

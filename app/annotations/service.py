@@ -177,15 +177,7 @@ def _submit_on_postgresql(
     session.flush()
     context = queue_pg.submit_context(session, assignment_id, user.id, now)
     payload = validate_annotation(context, context.response_ids, body)
-    row = queue_pg.submit(
-        session,
-        assignment_id,
-        user.id,
-        payload,
-        duration_ms=body.duration_ms,
-        suggestion_viewed=body.suggestion_viewed,
-        now=now,
-    )
+    row = queue_pg.submit(session, assignment_id, user.id, payload, body, now)
     queue_pg.expire_queue_rows(session)  # the function changed rows this session may hold
     assignment = session.scalars(
         select(Assignment)

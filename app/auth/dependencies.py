@@ -54,6 +54,14 @@ def credentials(request: Request) -> Credentials | None:
     return Credentials(uid=data["uid"], version=version if isinstance(version, int) else None)
 
 
+def required_credentials(request: Request) -> Credentials:
+    """The caller's credentials, or Unauthorized: the hot path checks them in the database."""
+    found = credentials(request)
+    if found is None:
+        raise Unauthorized("not authenticated")
+    return found
+
+
 def resolve_user(request: Request, session: Session) -> User | None:
     found = credentials(request)
     if found is None:

@@ -37,6 +37,7 @@ from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cache
+from typing import Any
 
 from sqlalchemy import (
     CompoundSelect,
@@ -108,9 +109,8 @@ def next_assignment(
             batch.id,
             user.id,
             now,
-            gold_draw=gold_draw(),
-            sweep=sweep_due(batch.id),
             admin_hint=False,
+            **claim_draws(batch.id),
         )
         queue_pg.expire_queue_rows(session)  # the function may have changed rows it holds
         return None if row is None else _lease(session, row.assignment_id, resumed=row.resumed)
@@ -166,9 +166,11 @@ def _renew(session: Session, assignment_id: int, status: str, until: datetime) -
     return bool(getattr(result, "rowcount", 0))
 
 
-def gold_draw() -> float:
-    """Uniform in [0, 1): a claim is swapped for a gold item when this is below the rate."""
-    return _gold_rng.random()
+def claim_draws(batch_id: int) -> dict[str, Any]:
+    """What safepref_next takes from this process for a claim: the gold draw (uniform in
+    [0, 1): the claim is swapped for a gold item when it is below the batch's rate) and
+    whether this process's sweep of the batch is due."""
+    return {"gold_draw": _gold_rng.random(), "sweep": sweep_due(batch_id)}
 
 
 def sweep_due(batch_id: int) -> bool:

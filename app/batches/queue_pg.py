@@ -26,6 +26,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from app.annotations.models import Annotation
+from app.annotations.schemas import AnnotationIn
 from app.auth.dependencies import Credentials
 from app.batches.models import Assignment, BatchItem
 from app.errors import Conflict, NotFound, Unauthorized
@@ -148,10 +149,16 @@ def next_lease(
 
 
 async def next_lease_async(
-    pool: AsyncConnectionPool, batch_id: int, caller: Caller, now: datetime, **kw: Any
+    pool: AsyncConnectionPool,
+    batch_id: int,
+    caller: Caller,
+    now: datetime,
+    *,
+    gold_draw: float,
+    sweep: bool,
 ) -> LeaseRow | None:
     """`next_lease` on the hot path's own pool (autocommit: the call is its transaction)."""
-    sql, params = _next_call(batch_id, caller, now, kw["gold_draw"], kw["sweep"])
+    sql, params = _next_call(batch_id, caller, now, gold_draw, sweep)
     return _next_result(await _one_async(pool, sql, params), batch_id, True)
 
 
@@ -244,15 +251,13 @@ def submit(
     assignment_id: int,
     user_id: int,
     payload: dict[str, Any],
-    *,
-    duration_ms: int | None,
-    suggestion_viewed: bool,
+    body: AnnotationIn,
     now: datetime,
 ) -> SubmitRow:
-    """Stores a validated payload (first submit, revision, or an unchanged repeat). Conflict,
-    writing nothing, when the batch closed, the assignment was skipped, or its lease expired
-    and the item has since gone to others."""
-    params = _submit_params(assignment_id, user_id, payload, duration_ms, suggestion_viewed, now)
+    """Stores `payload`, the validated form of `body` (first submit, revision, or an
+    unchanged repeat). Conflict, writing nothing, when the batch closed, the assignment was
+    skipped, or its lease expired and the item has since gone to others."""
+    params = _submit_params(assignment_id, user_id, payload, body, now)
     return _submit_result(_one(session, _SUBMIT, params), assignment_id)
 
 
@@ -261,29 +266,22 @@ async def submit_async(
     assignment_id: int,
     user_id: int,
     payload: dict[str, Any],
-    *,
-    duration_ms: int | None,
-    suggestion_viewed: bool,
+    body: AnnotationIn,
     now: datetime,
 ) -> SubmitRow:
-    params = _submit_params(assignment_id, user_id, payload, duration_ms, suggestion_viewed, now)
+    params = _submit_params(assignment_id, user_id, payload, body, now)
     return _submit_result(await _one_async(pool, _SUBMIT, params), assignment_id)
 
 
 def _submit_params(
-    assignment_id: int,
-    user_id: int,
-    payload: dict[str, Any],
-    duration_ms: int | None,
-    suggestion_viewed: bool,
-    now: datetime,
+    assignment_id: int, user_id: int, payload: dict[str, Any], body: AnnotationIn, now: datetime
 ) -> dict[str, Any]:
     return {
         "assignment": assignment_id,
         "user": user_id,
         "payload": orjson.dumps(payload).decode(),
-        "duration": duration_ms,
-        "viewed": suggestion_viewed,
+        "duration": body.duration_ms,
+        "viewed": body.suggestion_viewed,
         "now": now,
     }
 

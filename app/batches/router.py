@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query, Request, Response
 from sqlalchemy.orm import Session
 
 from app.auth.access import allow
-from app.auth.dependencies import AdminUser, CurrentUser, authenticated, credentials
+from app.auth.dependencies import AdminUser, CurrentUser, authenticated, required_credentials
 from app.auth.service import get_user
 from app.batches import queue, queue_pg, service
 from app.batches.models import Batch
@@ -27,7 +27,7 @@ from app.batches.schemas import (
     NextOut,
 )
 from app.db import DbSession, hot_pool, run_in_session, utcnow
-from app.errors import NotFound, Unauthorized
+from app.errors import NotFound
 from app.projects.service import get_project
 
 router = APIRouter(prefix="/api/v1/batches", tags=["batches"])
@@ -210,45 +210,29 @@ async def next_assignment(batch_id: int, request: Request) -> Response:
     if pool is None:
         return await run_in_session(request, partial(_next, request, batch_id))
     # PostgreSQL's hot path, in the event loop: one call checks the credentials and leases.
-    found = credentials(request)
-    if found is None:
-        raise Unauthorized("not authenticated")
-    row = await queue_pg.next_lease_async(
-        pool,
-        batch_id,
-        found,
-        utcnow(),
-        gold_draw=queue.gold_draw(),
-        sweep=queue.sweep_due(batch_id),
-    )
-    if row is None:
-        return Response(status_code=204)
-    return Response(lease_row_out(batch_id, row).model_dump_json(), media_type="application/json")
+    caller = required_credentials(request)
+    draws = queue.claim_draws(batch_id)
+    row = await queue_pg.next_lease_async(pool, batch_id, caller, utcnow(), **draws)
+    return _lease_response(batch_id, row)
 
 
 def _next(request: Request, batch_id: int, session: Session) -> Response:
     if queue_pg.is_postgresql(session):
         # As on the hot path, in the request's session (tests: their rolled-back transaction).
-        found = credentials(request)
-        if found is None:
-            raise Unauthorized("not authenticated")
-        row = queue_pg.next_lease(
-            session,
-            batch_id,
-            found,
-            utcnow(),
-            gold_draw=queue.gold_draw(),
-            sweep=queue.sweep_due(batch_id),
-        )
-        if row is None:
-            return Response(status_code=204)
-        out = lease_row_out(batch_id, row)
-    else:
-        lease = service.next_for(session, batch_id, authenticated(request, session))
-        if lease is None:
-            return Response(status_code=204)
-        out = lease_out(lease)
-    return Response(out.model_dump_json(), media_type="application/json")
+        caller = required_credentials(request)
+        draws = queue.claim_draws(batch_id)
+        row = queue_pg.next_lease(session, batch_id, caller, utcnow(), **draws)
+        return _lease_response(batch_id, row)
+    lease = service.next_for(session, batch_id, authenticated(request, session))
+    if lease is None:
+        return Response(status_code=204)
+    return Response(lease_out(lease).model_dump_json(), media_type="application/json")
+
+
+def _lease_response(batch_id: int, row: queue_pg.LeaseRow | None) -> Response:
+    if row is None:
+        return Response(status_code=204)
+    return Response(lease_row_out(batch_id, row).model_dump_json(), media_type="application/json")
 
 
 def lease_row_out(batch_id: int, row: queue_pg.LeaseRow) -> NextOut:

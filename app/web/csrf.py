@@ -62,10 +62,12 @@ def _bearer(scope: Scope) -> bool:
     return scheme.lower() == "bearer" and bool(value.strip())
 
 
-def needs_check(scope: Scope, cookies: Mapping[str, str]) -> bool:
+def needs_check(scope: Scope, request: Request) -> bool:
+    # Safe methods and bearer requests are decided before any cookie is parsed (the API's
+    # hot path never parses them).
     if scope["method"] not in UNSAFE_METHODS or _bearer(scope):
         return False
-    return bool(cookies.get(SESSION_COOKIE)) or scope["path"] == LOGIN_PATH
+    return bool(request.cookies.get(SESSION_COOKIE)) or scope["path"] == LOGIN_PATH
 
 
 class _FieldFinder:
@@ -123,12 +125,8 @@ class CSRFMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        # Safe methods and bearer requests pass before any cookie is parsed (the API's hot path).
-        if scope["method"] not in UNSAFE_METHODS or _bearer(scope):
-            await self.app(scope, receive, send)
-            return
         request = Request(scope)
-        if not needs_check(scope, request.cookies):
+        if not needs_check(scope, request):
             await self.app(scope, receive, send)
             return
         expected = token_for_cookies(request.cookies)

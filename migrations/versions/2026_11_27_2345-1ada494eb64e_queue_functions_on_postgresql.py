@@ -90,6 +90,8 @@ END $$
 # Locks the first free batch item in queue order that the caller has neither done nor
 # skipped: levels from overlap - 1 down to 0 (breadth-first), each from the caller's point of
 # the ring to its end, then from its start. Gold items: any level, a ring of their own.
+# The four SELECTs are written out rather than merged with OR or CASE: each must stay a plain
+# range scan of ix_batch_items_queue under PL/pgSQL's cached (generic) plans.
 CLAIM = """
 CREATE OR REPLACE FUNCTION safepref_claim(p_batch int, p_user int, p_overlap int, p_gold bool)
 RETURNS int LANGUAGE plpgsql AS $$
