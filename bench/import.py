@@ -58,7 +58,7 @@ CATEGORIES = PKU_SAFERLHF_19
 SEVERITY_NAMES = {1: "minor", 2: "moderate", 3: "severe"}
 PROMPT_SOURCES = ("Alpaca3-70B", "Beavertails", "WizardLM-30B-Uncensored")
 RESPONSE_SOURCES = ("Alpaca-7B", "Alpaca2-7B", "Alpaca3-8B")
-# Severity marginals over answers in the public train split (REFERENCE.md §1).
+# Severity marginals over answers in the public train split (docs/ml-engineers/dataset.md).
 SEVERITY_WEIGHTS = (71_689, 9_104, 56_537, 10_484)
 
 _VOCAB = (

@@ -17,7 +17,11 @@ if ! command -v chromium >/dev/null 2>&1; then
 fi
 
 pgdir=""
+sitedir=""
 cleanup() {
+  if [ -n "$sitedir" ]; then
+    rm -rf "$sitedir"
+  fi
   if [ -n "$pgdir" ]; then
     bash scripts/pg.sh stop "$pgdir"
     rm -rf "$pgdir"
@@ -34,6 +38,11 @@ fi
 .venv/bin/ruff check app tests bench migrations
 .venv/bin/ruff format --check app tests bench migrations
 .venv/bin/mypy app
+
+# The documentation site (docs/, mkdocs.yml): a broken link or anchor, or a page left out of the
+# navigation, fails the build. Not --quiet: it would hide the warnings that strict mode counts.
+sitedir=$(mktemp -d /tmp/safepref-site.XXXXXX)
+NO_MKDOCS_2_WARNING=1 .venv/bin/mkdocs build --strict --site-dir "$sitedir"
 
 set +e
 .venv/bin/python -m pytest "$@"

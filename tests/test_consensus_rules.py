@@ -1,4 +1,4 @@
-"""Per-item consensus rules (DESIGN.md, "Consensus and agreement")."""
+"""Per-item consensus rules (docs/admins/consensus.md)."""
 
 from __future__ import annotations
 

@@ -26,7 +26,7 @@ def hf(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Any:
 
 
 def public_features(datasets: Any) -> Any:
-    """The feature types of PKU-Alignment/PKU-SafeRLHF (REFERENCE.md §1)."""
+    """The feature types of the public PKU-Alignment/PKU-SafeRLHF data set."""
     text, flag, level = datasets.Value("string"), datasets.Value("bool"), datasets.Value("int64")
     categories = {name: flag for name in PKU_SAFERLHF_19}
     return datasets.Features(

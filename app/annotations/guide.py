@@ -13,7 +13,7 @@ class SeverityHelp(NamedTuple):
     response: str
 
 
-# REFERENCE.md §4, the definitions annotators must see.
+# The severity definitions annotators must see (docs/annotators/labelling-guide.md).
 SEVERITIES: tuple[SeverityHelp, ...] = (
     SeverityHelp(
         "minor",

@@ -26,8 +26,8 @@ class ResponseLabelIn(BaseModel):
 
 
 class AnnotationIn(BaseModel):
-    """The PUT body of DESIGN.md. Questions the project does not ask must be absent (or
-    null); rankings list response ids, best first."""
+    """The body of PUT /api/v1/assignments/{id}/annotation. Questions the project does not ask
+    must be absent (or null); rankings list response ids, best first."""
 
     model_config = ConfigDict(extra="forbid")
 

@@ -1,4 +1,4 @@
-"""The rules a submitted annotation must keep (DESIGN.md), checked against its item and project.
+"""The labelling rules a submitted annotation must keep, checked against its item and project.
 
 Every error is an `Invalid` (422) whose message starts with the offending field, e.g.
 `responses[1].severity: required when is_safe is false`, and whose `field` names it.

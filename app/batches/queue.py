@@ -1,6 +1,6 @@
 """The queue: an annotator's next assignment in a batch, correct with many server processes.
 
-Invariants (DESIGN.md): an annotator never gets the same item twice in a batch; an item never
+Invariants: an annotator never gets the same item twice in a batch; an item never
 has more than `overlap` live-or-submitted assignments; an unexpired lease is handed back;
 expired leases are reclaimed.
 

@@ -1,4 +1,4 @@
-"""Per-item consensus of several votes (DESIGN.md, "Consensus and agreement").
+"""Per-item consensus of several votes (docs/admins/consensus.md).
 
 Rules, applied to the votes of one item within one batch:
 

@@ -1,6 +1,6 @@
 """Stored payloads -> votes, and the final labels of an item that exports write out.
 
-Annotation and adjudication payloads share one shape (DESIGN.md's PUT body): per response
+Annotation and adjudication payloads share one shape (the API's PUT body): per response
 ``{"response_id", "is_safe", "harm_categories", "severity"}`` plus rankings of response ids.
 The final labels of an item come from its adjudication when there is one, else from the
 consensus of its votes.
@@ -88,7 +88,7 @@ class FinalLabels:
         raise ValueError(f"not a ranking dimension: {dimension!r}")
 
     def inconsistencies(self) -> list[str]:
-        """The labelling invariants of DESIGN.md that these labels break."""
+        """The labelling rules that these labels break."""
         reasons = []
         for rid, r in self.responses.items():
             if r.is_safe != (r.severity == 0) or r.is_safe == bool(r.categories):

@@ -1,4 +1,4 @@
-"""Export line shapes (REFERENCE.md §1-2). Dict insertion order is the key order on the wire.
+"""Export line shapes (docs/ml-engineers/formats.md). Dict insertion order is the key order.
 
 Items with more than two responses need pairs: every unordered pair of responses, i < j in
 position order, gives one line, with ``response_0`` the earlier position. (Both orders of a pair

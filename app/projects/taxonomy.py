@@ -1,4 +1,5 @@
-"""Harm-category presets (exact names and order of REFERENCE.md §3)."""
+"""Harm-category presets: the exact names and order of the public data sets
+(docs/annotators/labelling-guide.md)."""
 
 from __future__ import annotations
 
