@@ -1,0 +1,1 @@
+"""Shared infrastructure below every domain: bulk reads, templating, CSRF, HTMX detection."""
