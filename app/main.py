@@ -21,6 +21,7 @@ from app.batches import pages as batch_pages
 from app.batches import router as batches_router
 from app.config import get_settings
 from app.consensus import router as consensus_router
+from app.core.csrf import CSRFMiddleware
 from app.dashboard import pages as dashboard_pages
 from app.dashboard import router as dashboard_router
 from app.db import HotPool
@@ -31,7 +32,6 @@ from app.migrate import resource_path
 from app.projects import pages as project_pages
 from app.projects import router as projects_router
 from app.web import home
-from app.web.csrf import CSRFMiddleware
 from app.web.errors import install_error_handlers
 from app.web.gate import RequestGate
 from app.web.headers import SecurityHeaders

@@ -7,7 +7,7 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
-from app.auth.security import SESSION_COOKIE
+from app.core.cookies import SESSION_COOKIE
 
 PASSWORD = "password-123"  # what conftest's make_user gives every account
 _TOKEN = re.compile(r'name="csrf_token" value="([0-9a-f]+)"')

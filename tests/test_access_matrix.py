@@ -23,10 +23,11 @@ from sqlalchemy.orm import Session
 from starlette.routing import Mount
 
 from app.auth.access import RULES, Rule, route_table, undeclared
-from app.auth.security import PRESESSION_COOKIE, SESSION_COOKIE
+from app.core.cookies import PRESESSION_COOKIE, SESSION_COOKIE
+from app.core.csrf import UNSAFE_METHODS
+from app.core.csrf_tokens import token_for_cookies
 from app.db import get_session
 from app.main import create_app
-from app.web.csrf import UNSAFE_METHODS, token_for_cookies
 from tests.access_world import PATH_EXAMPLES, World, build_world, example_value
 
 APP = create_app()

@@ -13,8 +13,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.auth.models import ApiToken, User
-from app.auth.security import SESSION_COOKIE, verify_password
+from app.auth.security import verify_password
 from app.config import ConfigurationError, get_settings
+from app.core.cookies import SESSION_COOKIE
 from tests.authkit import PASSWORD, csrf_from, logged_in, login
 
 MakeUser = Callable[..., tuple[Any, str]]

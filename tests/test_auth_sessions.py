@@ -13,8 +13,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.auth.models import LoginFailure
-from app.auth.security import PRESESSION_COOKIE, SESSION_COOKIE
 from app.config import get_settings
+from app.core.cookies import PRESESSION_COOKIE, SESSION_COOKIE
 from app.db import utcnow
 from tests.authkit import PASSWORD, csrf_from, logged_in, login
 

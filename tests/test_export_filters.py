@@ -12,8 +12,8 @@ import pytest
 
 from app.consensus.aggregate import item_consensus
 from app.consensus.labels import vote_from_payload
+from app.core.bulk import gc_paused, prefetch
 from app.errors import Invalid
-from app.exports.bulk import gc_paused, prefetch
 from app.exports.filters import ExportFilters, parse_dimensions, select_labels, select_majority
 from app.exports.formats import NEEDS
 

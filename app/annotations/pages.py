@@ -41,11 +41,12 @@ from app.batches import queue
 from app.batches.models import Assignment, Batch
 from app.batches.pages import assignment_url, done_url
 from app.batches.service import is_member
+from app.core.htmx import is_htmx
+from app.core.templating import render
 from app.db import DbSession, utcnow
 from app.errors import Invalid, NotFound
 from app.items.models import Item
 from app.projects.category_help import category_help
-from app.web.templating import render
 
 router = APIRouter(tags=["pages"], include_in_schema=False)
 MY_WORK_PAGE = 50
@@ -61,10 +62,6 @@ PostedForm = Annotated[FormData, Depends(form_data)]
 
 def my_work_url(batch_id: int) -> str:
     return f"/batches/{batch_id}/mine"
-
-
-def is_htmx(request: Request) -> bool:
-    return request.headers.get("hx-request") == "true"
 
 
 def _own_view(session: DbSession, assignment_id: int, user: User) -> service.AssignmentView:

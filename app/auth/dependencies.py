@@ -9,9 +9,10 @@ from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
 from app.auth.models import User
-from app.auth.security import SESSION_COOKIE, read_session, token_digest
+from app.auth.security import read_session, token_digest
 from app.auth.service import user_for_token
 from app.config import get_settings
+from app.core.cookies import SESSION_COOKIE
 from app.db import DbSession
 from app.errors import Forbidden, Unauthorized
 

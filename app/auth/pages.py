@@ -18,8 +18,6 @@ from app.auth.access import allow
 from app.auth.dependencies import AdminUser, CurrentUser, OptionalUser
 from app.auth.models import ROLES, User
 from app.auth.security import (
-    PRESESSION_COOKIE,
-    SESSION_COOKIE,
     dummy_hash,
     hash_password,
     needs_rehash,
@@ -27,9 +25,10 @@ from app.auth.security import (
 )
 from app.auth.sessions import clear_session_cookie, set_presession_cookie, set_session_cookie
 from app.config import get_settings
+from app.core.cookies import PRESESSION_COOKIE, SESSION_COOKIE
+from app.core.templating import render
 from app.db import DbSession
 from app.errors import DomainError, Invalid
-from app.web.templating import render
 
 router = APIRouter(tags=["pages"], include_in_schema=False)
 
@@ -65,7 +64,7 @@ def _redirect(url: str) -> RedirectResponse:
 def login_page(request: Request, _user: OptionalUser, next: str = "/") -> Response:
     seed = None
     if not request.cookies.get(SESSION_COOKIE) and not request.cookies.get(PRESESSION_COOKIE):
-        # The login form's CSRF token is bound to this cookie (see app/web/csrf.py).
+        # The login form's CSRF token is bound to this cookie (see app/core/csrf_tokens.py).
         seed = secrets.token_urlsafe(32)
         request.state.csrf_cookies = {PRESESSION_COOKIE: seed}
     response = render(request, "login.html", {"next": safe_next(next), "error": None})

@@ -14,9 +14,6 @@ from itsdangerous import BadSignature, URLSafeTimedSerializer
 from app.config import ConfigurationError, get_settings
 
 TOKEN_PREFIX = "sp_"
-SESSION_COOKIE = "safepref_session"
-# Random value set by the login page so that the login form has a CSRF token of its own.
-PRESESSION_COOKIE = "safepref_presession"
 
 
 @lru_cache

@@ -7,8 +7,9 @@ import secrets
 from fastapi import Response
 
 from app.auth.models import User
-from app.auth.security import PRESESSION_COOKIE, SESSION_COOKIE, sign_session
+from app.auth.security import sign_session
 from app.config import get_settings
+from app.core.cookies import PRESESSION_COOKIE, SESSION_COOKIE
 
 
 def set_session_cookie(response: Response, user: User) -> None:

@@ -19,12 +19,12 @@ from app.auth.dependencies import AdminUser, CurrentUser
 from app.auth.models import User
 from app.auth.service import get_user
 from app.batches import service
+from app.core.templating import render
 from app.db import DbSession, utcnow
 from app.errors import DomainError, Invalid
 from app.items.models import Item
 from app.projects.models import Project
 from app.projects.service import get_project
-from app.web.templating import render
 
 router = APIRouter(tags=["pages"], include_in_schema=False)
 

@@ -40,8 +40,8 @@ from app.consensus.metrics import (
 from app.consensus.schemas import AgreementOut, AnnotatorOut, BatchMetricsOut, ProgressOut
 from app.consensus.service import item_id_pages
 from app.consensus.votes import SEVERITY_NAMES
+from app.core.bulk import fetch_plain, gc_paused, prefetch
 from app.errors import NotFound
-from app.exports.bulk import fetch_plain, gc_paused, prefetch
 from app.items.models import GoldLabel, Response
 from app.projects.models import Project
 

@@ -11,9 +11,7 @@ forged login (logging a victim into the attacker's account) fails too.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
-from collections.abc import Mapping
 from urllib.parse import parse_qs
 
 from python_multipart.multipart import MultipartParser, parse_options_header
@@ -21,33 +19,16 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.auth.security import PRESESSION_COOKIE, SESSION_COOKIE
-from app.config import get_settings
+from app.core.cookies import SESSION_COOKIE
+from app.core.csrf_tokens import CSRF_FIELD, CSRF_HEADER, token_for_cookies
+from app.core.htmx import is_htmx
+from app.core.templating import render
 
-CSRF_FIELD = "csrf_token"
-CSRF_HEADER = "x-csrf-token"
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 # Where the login form posts: protected even though the caller has no session yet.
 LOGIN_PATH = "/login"
 # How much of a form body is read looking for the field; the form templates put it first.
 SCAN_LIMIT = 1024 * 1024
-
-
-def token_for_binding(binding: str) -> str:
-    key = get_settings().resolved_secret_key().encode()
-    return hmac.new(key, b"csrf:" + binding.encode(), hashlib.sha256).hexdigest()
-
-
-def binding_of(cookies: Mapping[str, str]) -> str:
-    """What the token is bound to: the session cookie, else the pre-session cookie."""
-    session = cookies.get(SESSION_COOKIE)
-    if session:
-        return "s:" + session
-    return "p:" + cookies.get(PRESESSION_COOKIE, "")
-
-
-def token_for_cookies(cookies: Mapping[str, str]) -> str:
-    return token_for_binding(binding_of(cookies))
 
 
 def _header(scope: Scope, name: bytes) -> str:
@@ -184,7 +165,5 @@ class CSRFMiddleware:
         detail = "CSRF token missing or invalid: reload the page and try again"
         if request.url.path.startswith("/api/"):
             return JSONResponse({"detail": detail}, status_code=403)
-        from app.web.templating import render
-
-        name = "fragments/error.html" if request.headers.get("hx-request") else "error.html"
+        name = "fragments/error.html" if is_htmx(request) else "error.html"
         return render(request, name, {"status": 403, "detail": detail}, status_code=403)

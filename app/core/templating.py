@@ -9,22 +9,10 @@ from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 from markupsafe import Markup, escape
 
+from app.core.csrf_tokens import CSRF_FIELD, csrf_token_for
 from app.migrate import resource_path
-from app.web.csrf import CSRF_FIELD, CSRF_HEADER, token_for_cookies
 
 templates = Jinja2Templates(directory=str(resource_path("templates")))
-__all__ = ["CSRF_FIELD", "CSRF_HEADER", "csrf_token_for", "render", "templates"]
-
-
-def csrf_token_for(request: Request) -> str:
-    """The CSRF token of this browser session: an HMAC of its session cookie.
-
-    Stateless, the same in every server process, and useless without the cookie it is bound
-    to. Before login it is bound to the pre-session cookie (see app/web/csrf.py); a page that
-    sets new cookies puts them in `request.state.csrf_cookies` so its forms match them.
-    """
-    cookies = getattr(request.state, "csrf_cookies", None) or request.cookies
-    return token_for_cookies(cookies)
 
 
 def render(

@@ -26,10 +26,10 @@ from app.consensus.aggregate import item_consensus
 from app.consensus.labels import vote_from_payload
 from app.consensus.schemas import AdjudicationIn
 from app.consensus.service import item_id_pages
+from app.core.bulk import fetch_all, gc_paused
 from app.dashboard.cache import SnapshotCache
 from app.dashboard.service import fingerprint, is_expensive
 from app.errors import Invalid, NotFound
-from app.exports.bulk import fetch_all, gc_paused
 from app.items.models import Response
 from app.projects.models import Project
 

@@ -22,6 +22,7 @@ from app.auth.dependencies import AdminUser
 from app.batches.models import Batch
 from app.config import get_settings
 from app.consensus import service as consensus
+from app.core.templating import render
 from app.dashboard import charts, disagreements, gold, service
 from app.db import DbSession
 from app.errors import DomainError, Invalid, NotFound
@@ -29,7 +30,6 @@ from app.exports.service import pseudonym
 from app.items.models import GoldLabel, Item
 from app.items.models import Response as ItemResponse
 from app.projects.models import Project
-from app.web.templating import render
 
 router = APIRouter(tags=["pages"], include_in_schema=False)
 LIST_PAGE = 50

@@ -25,8 +25,8 @@ from app.batches.models import Assignment, Batch, BatchItem
 from app.consensus.aggregate import item_consensus
 from app.consensus.labels import FinalLabels, labels_from_payload, vote_from_payload
 from app.consensus.service import item_id_pages
+from app.core.bulk import fetch_all, fetch_plain, gc_paused, prefetch
 from app.errors import Invalid, NotFound
-from app.exports.bulk import fetch_all, fetch_plain, gc_paused, prefetch
 from app.exports.filters import (
     ExportFilters,
     has_dimensions,

@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 from app.auth.access import allow
 from app.auth.dependencies import AdminUser
 from app.batches.service import list_batches
+from app.core.templating import render
 from app.db import DbSession
 from app.errors import DomainError, Invalid
 from app.items.models import Item
@@ -19,7 +20,6 @@ from app.projects.markdown import render_markdown
 from app.projects.models import Project
 from app.projects.service import create_project, get_project
 from app.projects.taxonomy import PRESETS
-from app.web.templating import render
 
 router = APIRouter(tags=["pages"], include_in_schema=False)
 PAGE_SIZE = 50

@@ -1,1 +1,1 @@
-"""Server-rendered pages shared by every domain (layout, templates, security headers)."""
+"""The site around the domains: home page, error handlers, request gate, security headers."""

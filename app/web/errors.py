@@ -11,8 +11,9 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from sqlalchemy.exc import DataError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
+from app.core.htmx import is_htmx
+from app.core.templating import render
 from app.errors import DomainError, Unauthorized
-from app.web.templating import render
 
 log = logging.getLogger("safepref")
 
@@ -22,7 +23,7 @@ def wants_json(request: Request) -> bool:
 
 
 def _error_page(request: Request, status: int, detail: str) -> Response:
-    name = "fragments/error.html" if request.headers.get("hx-request") else "error.html"
+    name = "fragments/error.html" if is_htmx(request) else "error.html"
     return render(request, name, {"status": status, "detail": detail}, status_code=status)
 
 
@@ -32,7 +33,7 @@ def install_error_handlers(app: FastAPI) -> None:
         if isinstance(exc, Unauthorized) and not wants_json(request):
             target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
             login = f"/login?next={quote(target)}"
-            if request.headers.get("hx-request"):
+            if is_htmx(request):
                 # An HTMX call (e.g. a dashboard refresh) would swap the login page into a
                 # fragment; HX-Redirect makes the browser load it as a whole page instead.
                 return Response(status_code=204, headers={"HX-Redirect": login})

@@ -11,9 +11,9 @@ from sqlalchemy import select
 from app.auth.access import allow
 from app.auth.dependencies import CurrentUser
 from app.batches.service import BatchSummary, Counts, annotator_counts, list_batches
+from app.core.templating import render
 from app.db import DbSession, utcnow
 from app.projects.models import Project
-from app.web.templating import render
 
 router = APIRouter(tags=["pages"], include_in_schema=False)
 
