@@ -18,7 +18,7 @@ from app.config import Settings
 from app.db import make_engine
 from app.items.models import Item, ReferenceLabel
 from app.projects.models import Project
-from tests.samples import jsonl, pku_pair
+from tests.support.samples import jsonl, pku_pair
 
 SAFEPREF = [sys.executable, "-m", "app.cli"]
 

@@ -18,7 +18,7 @@ from schemathesis import GenerationMode, checks
 from sqlalchemy.orm import Session
 
 from app.main import create_app
-from tests.access_world import World, build_world
+from tests.support.access_world import World, build_world
 
 EXAMPLES = 5
 CHECKS = [

@@ -17,11 +17,12 @@ from typing import Any
 
 import httpx
 import psutil
+import pytest
 from anyio import to_thread
 from fastapi.testclient import TestClient
 
 from app.config import get_settings
-from tests.live_server import ROOT, app_server, free_port
+from tests.support.live_server import ROOT, app_server, free_port
 
 SECRET = "serving-test-" + uuid.uuid4().hex
 
@@ -50,6 +51,7 @@ def _served_by(port: int, workers: set[int]) -> Counter[int]:
     return counts
 
 
+@pytest.mark.live
 def test_each_worker_listens_on_its_own_socket_and_connections_spread(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'serve.db'}"
     with app_server(url, workers=2, secret=SECRET) as base:
@@ -71,6 +73,7 @@ def test_each_worker_listens_on_its_own_socket_and_connections_spread(tmp_path: 
         assert all(counts[pid] >= 1 for pid in listeners), counts
 
 
+@pytest.mark.live
 def test_a_worker_that_dies_is_replaced(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'serve.db'}"
     with app_server(url, workers=2, secret=SECRET) as base:
@@ -90,6 +93,7 @@ def test_a_worker_that_dies_is_replaced(tmp_path: Path) -> None:
             assert httpx.get(f"{base}/healthz").status_code == 200
 
 
+@pytest.mark.live
 def test_serve_refuses_a_port_that_is_taken(tmp_path: Path) -> None:
     port = free_port()
     with socket.socket() as taken:

@@ -1,6 +1,6 @@
 """Who may call each route: one declared rule per (method, path template).
 
-A rule is a promise that tests/test_access_matrix.py checks against the running app for every
+A rule is a promise that tests/auth/test_access_matrix.py checks against the running app for every
 route and every kind of caller; a route without a rule fails that test. Declare it next to the
 endpoint:
 

@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.annotations.models import Annotation, AnnotationRevision
-from tests.queue_factory import seed_project, valid_annotation
+from tests.support.queue_factory import seed_project, valid_annotation
 
 MakeUser = Callable[..., tuple[Any, str]]
 

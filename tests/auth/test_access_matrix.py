@@ -28,7 +28,7 @@ from app.core.csrf import UNSAFE_METHODS
 from app.core.csrf_tokens import token_for_cookies
 from app.db import get_session
 from app.main import create_app
-from tests.access_world import PATH_EXAMPLES, World, build_world, example_value
+from tests.support.access_world import PATH_EXAMPLES, World, build_world, example_value
 
 APP = create_app()
 TABLE = route_table(APP)

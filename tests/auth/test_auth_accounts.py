@@ -16,7 +16,7 @@ from app.auth.models import ApiToken, User
 from app.auth.security import verify_password
 from app.config import ConfigurationError, get_settings
 from app.core.cookies import SESSION_COOKIE
-from tests.authkit import PASSWORD, csrf_from, logged_in, login
+from tests.support.authkit import PASSWORD, csrf_from, logged_in, login
 
 MakeUser = Callable[..., tuple[Any, str]]
 

@@ -47,6 +47,7 @@ def test_create_token_prints_the_token_once_and_stores_its_digest(databases: Any
     assert missing.returncode != 0 and "no user 'nobody'" in missing.stderr
 
 
+@pytest.mark.live
 @pytest.mark.parametrize("secret", [None, "changethis"])
 def test_serve_refuses_to_start_without_a_secret_outside_development(
     tmp_path: Path, secret: str | None

@@ -16,7 +16,7 @@ from app.auth.models import LoginFailure
 from app.config import get_settings
 from app.core.cookies import PRESESSION_COOKIE, SESSION_COOKIE
 from app.db import utcnow
-from tests.authkit import PASSWORD, csrf_from, logged_in, login
+from tests.support.authkit import PASSWORD, csrf_from, logged_in, login
 
 MakeUser = Callable[..., tuple[Any, str]]
 

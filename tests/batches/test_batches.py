@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from app.batches.models import Assignment, BatchItem, BatchMember
 from app.projects.models import Project
-from tests.queue_factory import seed_project
+from tests.support.queue_factory import seed_project
 
 MakeUser = Callable[..., tuple[Any, str]]
 

@@ -1,2 +1,1 @@
-"""Browser tests. A package, so that its conftest is imported as `browser.conftest` and the
-top-level `conftest` module (which other test modules import by name) stays the suite's own."""
+"""Browser tests: the real server driven by headless Chromium (fixtures in conftest.py)."""

@@ -8,7 +8,6 @@ Screenshots go to artifacts/screenshots/ (git-ignored).
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import shutil
 import subprocess
@@ -17,7 +16,6 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import httpx
@@ -27,14 +25,9 @@ from sqlalchemy.orm import Session
 
 from app.config import Settings
 from app.db import make_engine
-
-# The test modules here import their helpers by plain name (`from browserkit import login`).
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from browserkit import ROOT, WIDE
-
-sys.path.insert(0, str(ROOT))
-from tests.live_server import app_server
+from tests.conftest import missing
+from tests.support.browserkit import ROOT, WIDE
+from tests.support.live_server import app_server
 
 CHROMIUM = os.environ.get("SAFEPREF_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -45,23 +38,6 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--no-first-run",
 ]
-
-
-def _root_conftest() -> ModuleType:
-    # tests/ is not a package, so the top-level conftest cannot be imported by name here.
-    name = "_safepref_root_conftest"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, ROOT / "tests" / "conftest.py")
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-def missing(reason: str) -> None:
-    """The suite's rule: skip locally, fail under CI=true."""
-    _root_conftest().missing(reason)
 
 
 @dataclass

@@ -10,12 +10,12 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
 
 import pytest
-from browserkit import login, screenshot
 from sqlalchemy import select
 
 from app.auth.models import User
+from tests.support.browserkit import login, screenshot
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.live]
 
 
 def test_admin_creates_an_account_and_a_token_then_the_user_changes_password(

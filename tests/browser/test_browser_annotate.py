@@ -11,11 +11,12 @@ import time
 from typing import Any
 
 import pytest
-from browserkit import PHONE, WIDE, login, screenshot
 from playwright.sync_api import expect
 from sqlalchemy import select
 
-pytestmark = pytest.mark.browser
+from tests.support.browserkit import PHONE, WIDE, login, screenshot
+
+pytestmark = [pytest.mark.browser, pytest.mark.live]
 
 
 def assignment_id_of(page: Any) -> int:

@@ -13,10 +13,11 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from browserkit import WIDE, login, screenshot
 from sqlalchemy import select
 
-pytestmark = pytest.mark.browser
+from tests.support.browserkit import WIDE, login, screenshot
+
+pytestmark = [pytest.mark.browser, pytest.mark.live]
 
 
 @dataclass

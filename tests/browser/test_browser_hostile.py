@@ -13,14 +13,14 @@ import re
 import uuid
 from typing import Any
 
-import hostile
 import pytest
-from browserkit import login, screenshot
 from sqlalchemy import select
 
 from app.annotations.models import Annotation
+from tests.support import hostile
+from tests.support.browserkit import login, screenshot
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.live]
 PASSWORD = "hostile-pw-123"
 # A custom taxonomy whose category names are hostile too (checkbox labels and values).
 TAXONOMY = [hostile.SCRIPT_TAG, hostile.ATTR_BREAKOUT, hostile.RTL_OVERRIDE, "Violence"]

@@ -24,7 +24,7 @@ from app.consensus.metrics import (
     agreement_summary,
 )
 from app.items.models import GoldLabel
-from tests.consensus_factory import SAFE, annotate, build, payload, skip, unsafe, user
+from tests.support.consensus_factory import SAFE, annotate, build, payload, skip, unsafe, user
 
 H01, H10 = (0, 1), (1, 0)
 

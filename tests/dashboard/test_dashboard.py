@@ -1,7 +1,7 @@
 """The batch dashboard and the campaign overview: every figure against hand-computed values.
 
-The campaign is tests/dashboard_factory.py; the arithmetic behind each expected value is in the
-comments next to it.
+The campaign is tests/support/dashboard_factory.py; the arithmetic behind each expected value
+is in the comments next to it.
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from sqlalchemy.orm import Session
 
 from app.batches.models import BatchItem
 from app.dashboard import charts, service
-from tests.consensus_factory import annotate, build, payload, user
-from tests.dashboard_factory import build_campaign
-from tests.htmlkit import Node, parse, rows_of
+from tests.support.consensus_factory import annotate, build, payload, user
+from tests.support.dashboard_factory import build_campaign
+from tests.support.htmlkit import Node, parse, rows_of
 
 NA = "\u2013"  # how a missing figure prints (an en dash)
 

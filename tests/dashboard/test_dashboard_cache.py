@@ -115,7 +115,7 @@ def test_fast_computations_and_waiting_callers_compute_in_the_request(own_engine
 def test_snapshot_on_an_engine_matches_the_one_on_a_connection(own_engine: Engine) -> None:
     """With an Engine the label distributions run on their own connection, concurrently."""
     from app.dashboard.service import compute_snapshot
-    from tests.dashboard_factory import build_campaign
+    from tests.support.dashboard_factory import build_campaign
 
     with Session(own_engine, expire_on_commit=False) as s, s.begin():
         batch_id = build_campaign(s).batch_id

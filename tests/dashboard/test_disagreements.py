@@ -14,8 +14,8 @@ from app.batches.models import BatchItem
 from app.config import get_settings
 from app.exports.service import pseudonym
 from app.items.models import GoldLabel, Item
-from tests.consensus_factory import SAFE, Built, annotate, build, payload, unsafe, user
-from tests.htmlkit import parse
+from tests.support.consensus_factory import SAFE, Built, annotate, build, payload, unsafe, user
+from tests.support.htmlkit import parse
 
 H01, H10 = (0, 1), (1, 0)
 BAD = unsafe("moderate", "Violence")

@@ -11,9 +11,9 @@ from sqlalchemy.orm import Session
 
 from app.batches.models import Batch, BatchItem
 from app.items.models import GoldLabel, ReferenceLabel
-from tests.consensus_factory import SAFE, annotate, build, payload, unsafe, user
-from tests.dashboard_factory import GOLD_KEY
-from tests.htmlkit import parse
+from tests.support.consensus_factory import SAFE, annotate, build, payload, unsafe, user
+from tests.support.dashboard_factory import GOLD_KEY
+from tests.support.htmlkit import parse
 
 REFERENCE = {
     "responses": [

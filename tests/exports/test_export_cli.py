@@ -18,7 +18,7 @@ from app.cli import main
 from app.config import Settings
 from app.db import make_engine
 from app.exports.formats import PKU_SAFERLHF_KEYS
-from tests.consensus_factory import SAFE, annotate, build, payload, unsafe, user
+from tests.support.consensus_factory import SAFE, annotate, build, payload, unsafe, user
 
 
 def run(url: str, *args: str) -> subprocess.CompletedProcess[bytes]:

@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
 from app.projects.taxonomy import PKU_SAFERLHF_19
-from tests.consensus_factory import SAFE, annotate, build, payload, unsafe, user
+from tests.support.consensus_factory import SAFE, annotate, build, payload, unsafe, user
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
-from tests.samples import jsonl, pku_pair
+from tests.support.samples import jsonl, pku_pair
 
 # Line 4 gets one dissenting vote on helpfulness; line 5 gets three consistent votes whose
 # majorities combine into an inconsistent consensus.

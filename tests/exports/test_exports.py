@@ -14,7 +14,7 @@ from app.exports.filters import split_of
 from app.exports.formats import PKU_QA_KEYS, PKU_SAFERLHF_KEYS, PKU_SINGLE_KEYS
 from app.exports.service import pseudonym
 from app.projects.taxonomy import PKU_SAFERLHF_19
-from tests.consensus_factory import SAFE, annotate, build, payload, sha, skip, unsafe, user
+from tests.support.consensus_factory import SAFE, annotate, build, payload, sha, skip, unsafe, user
 
 
 def export(client: TestClient, headers: dict[str, str], fmt: str, **params: Any) -> list[Any]:

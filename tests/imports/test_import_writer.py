@@ -17,7 +17,7 @@ from app.items.models import Item, ReferenceLabel, Response
 from app.projects.models import Project
 from app.projects.service import create_project
 from app.projects.taxonomy import PKU_SAFERLHF_19
-from tests.samples import categories, generic_line, jsonl, pku_pair
+from tests.support.samples import categories, generic_line, jsonl, pku_pair
 
 SMALL_CHUNKS = Settings(import_chunk_size=2)
 

@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.items.models import Item, ReferenceLabel, Response
-from tests.samples import beavertails_line, generic_line, jsonl, pku_pair, qa_line, sha
+from tests.support.samples import beavertails_line, generic_line, jsonl, pku_pair, qa_line, sha
 
 
 def new_project(client: TestClient, headers: dict[str, str], **body: Any) -> int:

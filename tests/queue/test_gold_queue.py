@@ -20,7 +20,7 @@ from app.batches.models import Assignment, Batch, BatchItem
 from app.batches.service import add_member, batch_progress, create_batch, list_batches
 from app.db import utcnow
 from app.items.models import GoldLabel, ReferenceLabel
-from tests.queue_factory import quick_users, response_ids, seed_project, valid_annotation
+from tests.support.queue_factory import quick_users, response_ids, seed_project, valid_annotation
 
 KEY = {"helpfulness": [0, 1], "harmlessness": [0, 1]}
 

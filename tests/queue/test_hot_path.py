@@ -10,14 +10,15 @@ import uuid
 from typing import Any
 
 import httpx
-from conftest import DatabaseFactory
+import pytest
 from sqlalchemy import create_engine, update
 
 from app.batches.models import Batch
-from tests.live_server import app_server
-from tests.queue_factory import valid_annotation
-from tests.queue_load import seed
-from tests.test_queue_concurrency import migrated
+from tests.conftest import DatabaseFactory
+from tests.queue.test_queue_concurrency import migrated
+from tests.support.live_server import app_server
+from tests.support.queue_factory import valid_annotation
+from tests.support.queue_load import seed
 
 SECRET = "hot-path-" + uuid.uuid4().hex
 
@@ -29,6 +30,7 @@ def _set_open(url: str, batch_id: int, is_open: bool) -> None:
     engine.dispose()
 
 
+@pytest.mark.live
 def test_next_and_submit_rules_hold_on_a_live_server(databases: DatabaseFactory) -> None:
     url = migrated(databases.new_url())
     seeded = seed(url, items=3, overlap=1, annotators=2, lease_seconds=600)

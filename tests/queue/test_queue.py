@@ -18,7 +18,7 @@ from app.batches.models import Assignment, Batch, BatchItem
 from app.batches.service import add_member, create_batch
 from app.db import utcnow
 from app.errors import Conflict
-from tests.queue_factory import quick_users, response_ids, seed_project, valid_annotation
+from tests.support.queue_factory import quick_users, response_ids, seed_project, valid_annotation
 
 MakeUser = Callable[..., tuple[Any, str]]
 

@@ -13,15 +13,15 @@ import uuid
 from pathlib import Path
 
 import pytest
-from conftest import DatabaseFactory, missing
 
 from app import migrate
 from app.config import Settings
 from app.db import make_engine
-from tests.live_server import PostgresServer, app_server, pg_binaries_available
-from tests.queue_load import Record, check_database, run_annotators, seed
+from tests.conftest import DatabaseFactory, missing
+from tests.support.live_server import PostgresServer, app_server, pg_binaries_available
+from tests.support.queue_load import Record, check_database, run_annotators, seed
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.live]
 
 ITEMS = 60
 OVERLAP = 3

@@ -238,5 +238,5 @@ def example_value(world: World, path: str, name: str) -> object:
             return PATH_EXAMPLES[SEGMENT_EXAMPLES[before]](world)
     raise LookupError(
         f"no example value for path parameter {name!r} of {path}: "
-        "add it to PATH_EXAMPLES in tests/access_world.py"
+        "add it to PATH_EXAMPLES in tests/support/access_world.py"
     )

@@ -1,4 +1,4 @@
-"""Helpers shared by the browser tests (imported by name: tests/ is not a package)."""
+"""Helpers shared by the browser tests: demo accounts, viewport sizes, login, screenshots."""
 
 from __future__ import annotations
 

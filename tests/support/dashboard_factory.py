@@ -1,4 +1,5 @@
-"""A small batch whose every dashboard figure is worked out by hand in tests/test_dashboard.py.
+"""A small batch whose every dashboard figure is worked out by hand in
+tests/dashboard/test_dashboard.py.
 
 Overlap 3, annotators a, b, c, d; labels by response position (p0, p1):
 
@@ -29,7 +30,17 @@ from app.auth.models import User
 from app.batches.models import Assignment, BatchItem
 from app.db import utcnow
 from app.items.models import GoldLabel
-from tests.consensus_factory import NOW, SAFE, Built, annotate, build, payload, skip, unsafe, user
+from tests.support.consensus_factory import (
+    NOW,
+    SAFE,
+    Built,
+    annotate,
+    build,
+    payload,
+    skip,
+    unsafe,
+    user,
+)
 
 H01, H10 = (0, 1), (1, 0)
 GOLD_KEY = {

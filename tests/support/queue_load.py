@@ -25,7 +25,7 @@ from app.auth.service import create_token
 from app.batches.models import Assignment, BatchItem
 from app.batches.service import add_member, create_batch
 from app.projects.taxonomy import PKU_SAFERLHF_19
-from tests.queue_factory import quick_users, seed_project
+from tests.support.queue_factory import quick_users, seed_project
 
 
 @dataclass

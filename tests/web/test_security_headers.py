@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 
 from app.main import create_app
 from app.migrate import resource_path
-from tests.authkit import logged_in
+from tests.support.authkit import logged_in
 
 MakeUser = Callable[..., tuple[Any, str]]
 
