@@ -30,8 +30,17 @@ class Settings(BaseSettings):
     # Hostile-input limits: a field or a line larger than this is refused, naming the line.
     max_field_bytes: int = 1024 * 1024
     max_line_bytes: int = 8 * 1024 * 1024
-    max_upload_bytes: int = 2 * 1024 * 1024 * 1024
+    max_upload_bytes: int = Field(default=2 * 1024 * 1024 * 1024, ge=1)
     import_chunk_size: int = 1000
+    # Any other request body (JSON, forms): refused with 413 past this many bytes, before it
+    # is read (app/web/bodies.py). Uploads (imports) have `max_upload_bytes` instead.
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1)
+    # A body (other than an upload) must have arrived whole within this many seconds, and an
+    # upload must never pause longer than this between two chunks; else 408.
+    body_timeout_seconds: float = Field(default=30.0, gt=0)
+    # /healthz answers 503 when requests have waited at the request gate (app/web/gate.py)
+    # this long without any being let in: the process answers but serves nothing.
+    gate_stall_seconds: float = Field(default=30.0, gt=0)
 
     # Also the number of worker threads per process (app/main.py): a request never waits for
     # a connection that a thread could not use, and none is opened and closed per request.

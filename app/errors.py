@@ -40,6 +40,12 @@ class PayloadTooLarge(DomainError):
     status_code = 413
 
 
+class RequestTimeout(DomainError):
+    """The request (its body) did not arrive in time."""
+
+    status_code = 408
+
+
 class ImportRejected(Invalid):
     """A file that cannot be imported; names the line and field so it can be fixed."""
 

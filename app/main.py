@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -32,8 +31,10 @@ from app.migrate import resource_path
 from app.projects import pages as project_pages
 from app.projects import router as projects_router
 from app.web import home
+from app.web.bodies import BodyLimits
 from app.web.errors import install_error_handlers
-from app.web.gate import RequestGate
+from app.web.gate import Gate, RequestGate
+from app.web.gate import report as gate_report
 from app.web.headers import SecurityHeaders
 
 
@@ -45,7 +46,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     # CPU each time: the largest cost of the queue under load before this).
     settings = get_settings()
     to_thread.current_default_thread_limiter().total_tokens = settings.db_pool_size
-    app.state.request_gate = asyncio.Semaphore(settings.db_pool_size)
+    app.state.request_gate = Gate(settings.db_pool_size, settings.gate_stall_seconds)
     hot = None if settings.is_sqlite else HotPool(settings)
     app.state.hot_pool = hot
     try:
@@ -85,7 +86,17 @@ def create_app() -> FastAPI:
         app.include_router(module.router)
 
     @app.get("/healthz", include_in_schema=False)
-    def healthz() -> Response:
+    async def healthz() -> Response:
+        # In the event loop: it answers even when every worker thread is busy. "ok" means the
+        # process serves requests; 503 when requests wait at the gate and none has gone in or
+        # out for a while (app/web/gate.py). The database is not asked.
+        gate = gate_report(app)
+        if gate is not None and gate.stalled:
+            detail = (
+                f"stalled: {gate.waiting} requests waiting, all {gate.size} slots taken, "
+                f"none freed for {gate.idle_seconds:.0f} s"
+            )
+            return Response(detail, status_code=503, media_type="text/plain")
         return Response("ok", media_type="text/plain")
 
     app.mount("/static", StaticFiles(directory=str(resource_path("static"))), name="static")
@@ -93,6 +104,8 @@ def create_app() -> FastAPI:
     document_access(app)
     app.add_middleware(RequestGate)
     app.add_middleware(CSRFMiddleware)
+    # Outside the gate and CSRF: a body is limited, and read (in time) before either sees it.
+    app.add_middleware(BodyLimits)
     # Added last, so outermost: its headers reach every response, CSRF refusals included.
     app.add_middleware(SecurityHeaders)
     return app

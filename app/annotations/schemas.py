@@ -8,24 +8,24 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
 
 from app.batches.schemas import AssignedItemOut
+from app.limits import MAX_CATEGORIES, MAX_RESPONSES, BoundedModel
 
 Severity = Literal["minor", "moderate", "severe"]
-MAX_RESPONSES = 64
 MAX_RATIONALE = 20_000
 # A day: anything longer is a tab left open, not time spent.
 MAX_DURATION_MS = 24 * 3600 * 1000
 
 
-class ResponseLabelIn(BaseModel):
+class ResponseLabelIn(BoundedModel):
     model_config = ConfigDict(extra="forbid")
 
     response_id: StrictInt
     is_safe: StrictBool
-    harm_categories: list[StrictStr] = Field(default_factory=list, max_length=200)
+    harm_categories: list[StrictStr] = Field(default_factory=list, max_length=MAX_CATEGORIES)
     severity: Severity | None = None
 
 
-class AnnotationIn(BaseModel):
+class AnnotationIn(BoundedModel):
     """The body of PUT /api/v1/assignments/{id}/annotation. Questions the project does not ask
     must be absent (or null); rankings list response ids, best first."""
 

@@ -6,11 +6,13 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.limits import BoundedModel
+
 MAX_LEASE_SECONDS = 7 * 24 * 3600
 MAX_OVERLAP = 100
 
 
-class BatchCreate(BaseModel):
+class BatchCreate(BoundedModel):
     """Items: `item_ids` if given, else every item of the project; then narrowed by
     `prompt_source`, then a random sample of `sample_size` (reproducible with `sample_seed`)."""
 

@@ -7,12 +7,13 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
-from app.annotations.schemas import MAX_RESPONSES, ResponseLabelIn
+from app.annotations.schemas import ResponseLabelIn
+from app.limits import MAX_RESPONSES, BoundedModel
 
 Severity = Literal["minor", "moderate", "severe"]
 
 
-class AdjudicationIn(BaseModel):
+class AdjudicationIn(BoundedModel):
     """The final labels of an item, in the annotation PUT body's shape (response ids, rankings
     best first; questions the project does not ask left out), replacing its consensus."""
 

@@ -6,19 +6,19 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
 
-MAX_RESPONSES = 64
+from app.limits import MAX_CATEGORIES, MAX_RESPONSES, BoundedModel
 
 
-class GoldResponseIn(BaseModel):
+class GoldResponseIn(BoundedModel):
     model_config = ConfigDict(extra="forbid")
 
     position: StrictInt = Field(ge=0, lt=MAX_RESPONSES)
     is_safe: StrictBool
-    harm_categories: list[StrictStr] = Field(default_factory=list, max_length=200)
+    harm_categories: list[StrictStr] = Field(default_factory=list, max_length=MAX_CATEGORIES)
     severity: Literal["minor", "moderate", "severe"] | None = None
 
 
-class GoldKeyIn(BaseModel):
+class GoldKeyIn(BoundedModel):
     """An answer key: per response position its safety labels, and rankings of positions,
     best first. Parts left out are not scored."""
 

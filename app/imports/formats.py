@@ -13,12 +13,12 @@ from typing import IO, Any, Literal
 
 from app.errors import ImportRejected
 from app.imports.lines import RawLine, iter_lines, read_line_at
+from app.limits import MAX_RESPONSES
 from app.projects.taxonomy import BEAVERTAILS_14, PKU_SAFERLHF_19, SEVERITY_NAMES
 
 FORMATS = ("pku-saferlhf", "pku-saferlhf-qa", "beavertails", "generic")
 ImportFormat = Literal["pku-saferlhf", "pku-saferlhf-qa", "beavertails", "generic"]
 LabelsAs = Literal["reference", "ignore"]
-MAX_RESPONSES = 16
 # Sources and external ids are stored in String(200) columns.
 MAX_LABEL_CHARS = 200
 

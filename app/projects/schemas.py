@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.limits import MAX_CATEGORIES, BoundedModel
 
-class ProjectCreate(BaseModel):
+
+class ProjectCreate(BoundedModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(min_length=1, max_length=200)
     # A preset name, or a list of category names for a custom taxonomy.
-    taxonomy: str | list[str] = "pku-saferlhf-19"
+    taxonomy: str | Annotated[list[str], Field(max_length=MAX_CATEGORIES)] = "pku-saferlhf-19"
     guidelines: str = Field(default="", max_length=200_000)
     ask_safety: bool = True
     ask_dual: bool = True

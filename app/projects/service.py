@@ -8,10 +8,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.errors import Conflict, Invalid, NotFound
+from app.limits import MAX_CATEGORIES
 from app.projects.models import Project
 from app.projects.taxonomy import PRESETS
-
-MAX_CUSTOM_CATEGORIES = 100
 
 
 def resolve_taxonomy(taxonomy: str | Sequence[str]) -> tuple[str, list[str]]:
@@ -26,8 +25,8 @@ def resolve_taxonomy(taxonomy: str | Sequence[str]) -> tuple[str, list[str]]:
         raise Invalid("taxonomy: categories must be non-empty names of at most 100 characters")
     if len(set(names)) != len(names):
         raise Invalid("taxonomy: category names must be unique")
-    if len(names) > MAX_CUSTOM_CATEGORIES:
-        raise Invalid(f"taxonomy: at most {MAX_CUSTOM_CATEGORIES} categories")
+    if len(names) > MAX_CATEGORIES:
+        raise Invalid(f"taxonomy: at most {MAX_CATEGORIES} categories")
     return "custom", names
 
 

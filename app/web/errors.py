@@ -27,23 +27,29 @@ def _error_page(request: Request, status: int, detail: str) -> Response:
     return render(request, name, {"status": status, "detail": detail}, status_code=status)
 
 
+def domain_response(request: Request, exc: DomainError) -> Response:
+    """The answer to a domain error: JSON for the API, the login redirect for a page that
+    needs an account, an error page otherwise. Also used by middleware (app/web/bodies.py)."""
+    if isinstance(exc, Unauthorized) and not wants_json(request):
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        login = f"/login?next={quote(target)}"
+        if is_htmx(request):
+            # An HTMX call (e.g. a dashboard refresh) would swap the login page into a
+            # fragment; HX-Redirect makes the browser load it as a whole page instead.
+            return Response(status_code=204, headers={"HX-Redirect": login})
+        return RedirectResponse(login, status_code=303)
+    if wants_json(request):
+        body: dict[str, Any] = {"detail": exc.detail}
+        body.update({k: v for k, v in exc.extra.items() if v is not None})
+        headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, Unauthorized) else None
+        return JSONResponse(body, status_code=exc.status_code, headers=headers)
+    return _error_page(request, exc.status_code, exc.detail)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(DomainError)
     async def domain_error(request: Request, exc: DomainError) -> Response:
-        if isinstance(exc, Unauthorized) and not wants_json(request):
-            target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-            login = f"/login?next={quote(target)}"
-            if is_htmx(request):
-                # An HTMX call (e.g. a dashboard refresh) would swap the login page into a
-                # fragment; HX-Redirect makes the browser load it as a whole page instead.
-                return Response(status_code=204, headers={"HX-Redirect": login})
-            return RedirectResponse(login, status_code=303)
-        if wants_json(request):
-            body: dict[str, Any] = {"detail": exc.detail}
-            body.update({k: v for k, v in exc.extra.items() if v is not None})
-            headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, Unauthorized) else None
-            return JSONResponse(body, status_code=exc.status_code, headers=headers)
-        return _error_page(request, exc.status_code, exc.detail)
+        return domain_response(request, exc)
 
     async def database_unavailable(request: Request, exc: Exception) -> Response:
         # A lost or unreachable database is the server's problem, not the caller's: answer

@@ -11,7 +11,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -30,17 +30,24 @@ def free_port() -> int:
 
 @contextmanager
 def app_server(
-    database_url: str, *, workers: int, secret: str, log_path: Path | None = None
+    database_url: str,
+    *,
+    workers: int,
+    secret: str,
+    log_path: Path | None = None,
+    env: Mapping[str, str] | None = None,
 ) -> Iterator[str]:
     """Serves the app with `safepref serve --workers N`; yields the base URL once it answers.
 
-    The server's output goes to `log_path` when given (tests show its tail on failure)."""
+    The server's output goes to `log_path` when given (tests show its tail on failure); `env`
+    adds to its environment (settings, TMPDIR)."""
     port = free_port()
     env = {
         **os.environ,
         "SAFEPREF_DATABASE_URL": database_url,
         "SAFEPREF_SECRET_KEY": secret,
         "SAFEPREF_ENVIRONMENT": "development",
+        **(env or {}),
     }
     # Lives as long as the server.
     log = log_path.open("w+b") if log_path else tempfile.TemporaryFile()  # noqa: SIM115
