@@ -1,0 +1,186 @@
+"""Slow request bodies: many connections that send a large body a byte at a time must not
+keep anyone else out (no gate slot is held while a body arrives), a body that takes too long
+is answered 408, and /healthz reports a gate where requests wait and none moves."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+from conftest import DatabaseFactory
+from fastapi.testclient import TestClient
+
+from app.config import get_settings
+from app.web.gate import Gate, GateReport
+from tests.queue_factory import valid_annotation
+from tests.security import rawhttp
+from tests.security.livekit import Live, live_server
+
+# More slow connections than the gate has slots (db_pool_size, 20 by default).
+SLOW = 28
+# Long enough that no slow body is cut off while the test runs.
+PATIENT_SECONDS = 600
+# How long the slow senders keep going at most (they stop as soon as the test is done).
+SLOW_FOR = 120
+
+
+@pytest.fixture(scope="module")
+def patient(databases: DatabaseFactory, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
+    env = {"SAFEPREF_BODY_TIMEOUT_SECONDS": str(PATIENT_SECONDS)}
+    with live_server(databases.new_url(), tmp_path_factory.mktemp("tmp"), env) as server:
+        yield server
+
+
+def _slow_requests(live: Live) -> list[tuple[str, str, dict[str, str], bytes]]:
+    """(method, path, headers, start of the body) of the slow senders: JSON bodies with
+    credentials that only the database can judge (wrong or right), and uploads by an admin."""
+    json_route = "/api/v1/assignments/1/annotation"
+    boundary = "slow-boundary"
+    part = (
+        f"--{boundary}\r\n"
+        'Content-Disposition: form-data; name="file"; filename="slow.jsonl"\r\n\r\n'
+    ).encode()
+    kinds = [
+        ("PUT", json_route, {"Content-Type": "application/json", **live.headers("wrong")}, b"{"),
+        (
+            "PUT",
+            json_route,
+            {"Content-Type": "application/json", **live.headers(live.annotators[1])},
+            b"{",
+        ),
+        (
+            "POST",
+            f"/api/v1/projects/{live.project_id}/imports",
+            {
+                "Content-Type": f"multipart/form-data; boundary={boundary}",
+                **live.headers(live.admin),
+            },
+            part,
+        ),
+    ]
+    return [kinds[i % len(kinds)] for i in range(SLOW)]
+
+
+def test_slow_bodies_do_not_keep_authenticated_requests_out(patient: Live) -> None:
+    stop = threading.Event()
+    answered: list[bool] = []
+    opened = threading.Barrier(SLOW + 1)
+
+    def slow(method: str, path: str, headers: dict[str, str], start: bytes) -> None:
+        sock = rawhttp.connect(patient.base, timeout=SLOW_FOR)
+        try:
+            sock.sendall(rawhttp.head(method, path, {**headers, "Content-Length": "1000000"}))
+            sock.sendall(start)
+            opened.wait(timeout=60)
+            until = time.monotonic() + SLOW_FOR
+            while not stop.is_set() and time.monotonic() < until:
+                if rawhttp.trickle(sock, b"x", every=0.5, until=until):
+                    answered.append(True)
+                    return
+        finally:
+            sock.close()
+
+    threads = [
+        threading.Thread(target=slow, args=request, daemon=True)
+        for request in _slow_requests(patient)
+    ]
+    for thread in threads:
+        thread.start()
+    try:
+        opened.wait(timeout=60)
+        time.sleep(1)  # every slow request is in (a byte or more of each body sent)
+        token = patient.annotators[0]
+        # An annotator still gets work and submits it; an admin still reads a page.
+        assignment, ids = patient.lease(token)
+        r = httpx.put(
+            f"{patient.base}/api/v1/assignments/{assignment}/annotation",
+            json=valid_annotation(ids),
+            headers=patient.headers(token),
+            timeout=60,
+        )
+        assert r.status_code == 200, r.text
+        r = httpx.get(
+            f"{patient.base}/api/v1/batches/{patient.batch_id}/progress",
+            headers=patient.headers(patient.admin),
+            timeout=60,
+        )
+        assert r.status_code == 200, r.text
+        health = httpx.get(f"{patient.base}/healthz", timeout=60)
+        assert health.status_code == 200 and health.text == "ok"
+        assert answered == [], "a slow body was answered before it was complete"
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=30)
+
+
+def test_a_body_too_slow_is_answered_408(
+    databases: DatabaseFactory, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    env = {"SAFEPREF_BODY_TIMEOUT_SECONDS": "2"}
+    with live_server(databases.new_url(), tmp_path_factory.mktemp("tmp"), env) as live:
+        # A JSON body with an annotator's token, and an admin's upload.
+        cases = _slow_requests(live)[1:3]
+        for method, path, headers, start in cases:
+            sock = rawhttp.connect(live.base, timeout=120)
+            try:
+                sock.sendall(rawhttp.head(method, path, {**headers, "Content-Length": "1000"}))
+                sock.sendall(start)
+                # Nothing more is sent: the server gives up after its deadline.
+                answer = rawhttp.read_answer(sock, timeout=120)
+            finally:
+                sock.close()
+            assert answer.status == 408, (path, answer)
+            assert b"within 2 seconds" in answer.body
+            assert answer.headers["connection"] == "close"
+        assert httpx.get(f"{live.base}/healthz", timeout=60).status_code == 200
+
+
+async def _release(gate: Gate) -> None:
+    gate.release()
+
+
+def test_healthz_reports_a_stalled_gate(client: TestClient) -> None:
+    gate: Gate = client.app.state.request_gate  # type: ignore[attr-defined]
+    portal = client.portal
+    assert portal is not None
+    size = get_settings().db_pool_size
+    for _ in range(size):
+        portal.call(gate.acquire)
+    # Every slot taken but nobody waiting: busy, not stalled.
+    assert client.get("/healthz").status_code == 200
+    answers: list[int] = []
+    waiting = threading.Thread(target=lambda: answers.append(client.get("/login").status_code))
+    waiting.start()
+    try:
+        deadline = time.monotonic() + 60
+        while gate.report().waiting == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        report: GateReport = gate.report()
+        assert report.waiting == 1 and report.in_use == size
+        gate.stall_seconds = 0  # "waited long enough", without waiting in a test
+        health = client.get("/healthz")
+        assert health.status_code == 503, health.text
+        assert "stalled" in health.text and "1 requests waiting" in health.text
+    finally:
+        gate.stall_seconds = get_settings().gate_stall_seconds
+        for _ in range(size):
+            portal.call(_release, gate)
+        waiting.join(60)
+    assert answers == [200]
+    assert client.get("/healthz").status_code == 200
+
+
+def test_gate_report_tells_busy_from_stalled() -> None:
+    def report(**kw: Any) -> GateReport:
+        base = {"size": 2, "in_use": 2, "waiting": 0, "idle_seconds": 0.0, "stall_seconds": 5.0}
+        return GateReport(**(base | kw))
+
+    assert not report().stalled
+    assert not report(waiting=3, idle_seconds=1.0).stalled  # requests move: busy
+    assert not report(waiting=0, idle_seconds=100.0).stalled  # quiet
+    assert report(waiting=1, idle_seconds=5.0).stalled
