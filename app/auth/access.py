@@ -101,7 +101,9 @@ _WHY = {
     401: "Not authenticated (no, unknown, revoked or deactivated credentials)",
     403: "Not allowed (admins only), or a cookie request without its CSRF token",
     404: "No such object, or not one the caller may see",
+    408: "The request body did not arrive in time",
     409: "Conflicts with the current state",
+    413: "The request body is larger than this route's limit (the message names it)",
 }
 
 
@@ -121,6 +123,8 @@ def _document_operation(operation: dict[str, Any], rule: Rule, method: str, path
         codes.add(403)
     if rule.startswith(("member", "owner")) or "{" in path:
         codes.add(404)
+    if "requestBody" in operation:  # bodies are limited in size and time (app/web/bodies.py)
+        codes |= {408, 413}
     for code in sorted(codes):
         responses.setdefault(str(code), _error(_WHY[code]))
     # Domain rules answer 422 with a sentence, validation with FastAPI's list: both shapes.

@@ -109,7 +109,7 @@ class BodyLimits:
         if scope["type"] != "http" or scope["method"] not in BODY_METHODS:
             await self.app(scope, receive, send)
             return
-        length, chunked = _framing(scope)
+        length, chunked, authorization, cookie = _framing(scope)
         if not chunked and not length:  # no body at all
             await self.app(scope, receive, send)
             return
@@ -121,7 +121,9 @@ class BodyLimits:
         if length is not None and length > limit:
             await _answer(scope, receive, send, too_large(limit))
             return
-        if credentials(Request(scope)) is None:
+        # Any Authorization header is left for the route to judge (in the database); a cookie
+        # counts only with a valid signature.
+        if not authorization and (not cookie or credentials(Request(scope)) is None):
             route = self._match(table, method, path)
             if route is not None and route.rule not in (None, "public"):
                 await _answer(scope, receive, send, Unauthorized("not authenticated"))
@@ -177,10 +179,10 @@ class BodyLimits:
                 await _answer(scope, receive, send, refused)
 
 
-def _framing(scope: Scope) -> tuple[int | None, bool]:
-    """(Content-Length or None, chunked?) from the request's headers."""
+def _framing(scope: Scope) -> tuple[int | None, bool, bool, bool]:
+    """(Content-Length or None, chunked?, an Authorization header?, a Cookie header?)."""
     length: int | None = None
-    chunked = False
+    chunked = authorization = cookie = False
     for key, value in scope["headers"]:
         if key == b"content-length":
             try:
@@ -189,7 +191,11 @@ def _framing(scope: Scope) -> tuple[int | None, bool]:
                 length = None  # the server refuses a malformed length before the app
         elif key == b"transfer-encoding":
             chunked = b"chunked" in value.lower()
-    return length, chunked
+        elif key == b"authorization":
+            authorization = True
+        elif key == b"cookie":
+            cookie = True
+    return length, chunked, authorization, cookie
 
 
 async def _read_whole(receive: Receive, limit: int, timeout: float) -> bytes | None:

@@ -13,6 +13,7 @@ import httpx
 import pytest
 from conftest import DatabaseFactory
 
+from app.main import create_app
 from tests.queue_factory import valid_annotation
 from tests.security import rawhttp
 from tests.security.livekit import Live, live_server
@@ -244,3 +245,17 @@ def test_uploads_have_the_upload_limit(live: Live) -> None:
         timeout=60,
     )
     assert missing.status_code == 422 and "'file'" in missing.json()["detail"]
+
+
+def test_the_openapi_document_names_the_body_refusals() -> None:
+    document = create_app().openapi()
+    put = document["paths"]["/api/v1/assignments/{assignment_id}/annotation"]["put"]
+    upload = document["paths"]["/api/v1/projects/{project_id}/imports"]["post"]
+    for operation in (put, upload):
+        assert {"408", "413"} <= set(operation["responses"])
+    # The upload is read by the endpoint itself: its body is still described.
+    schema = upload["requestBody"]["content"]["multipart/form-data"]["schema"]
+    assert schema["required"] == ["file"]
+    responses = put["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+    annotation = document["components"]["schemas"][responses.rsplit("/", 1)[1]]
+    assert annotation["properties"]["responses"]["anyOf"][0]["maxItems"] == 16
