@@ -41,12 +41,19 @@ def _listen(host: str, port: int) -> socket.socket:
     return sock
 
 
+def _protocol() -> type[Any]:
+    # uvicorn's httptools protocol, with limits on the request head (app/web/protocol.py).
+    from app.web.protocol import GuardedHttpToolsProtocol
+
+    return GuardedHttpToolsProtocol
+
+
 def _worker(host: str, port: int, options: dict[str, Any]) -> None:
     import uvicorn
 
     sock = _listen(host, port)
     sock.listen(BACKLOG)
-    config = uvicorn.Config(APP, host=host, port=port, **options)
+    config = uvicorn.Config(APP, host=host, port=port, http=_protocol(), **options)
     uvicorn.Server(config).run(sockets=[sock])
 
 
@@ -56,7 +63,7 @@ def serve(host: str, port: int, workers: int, **options: Any) -> int:
     import uvicorn
 
     if workers <= 1 or not hasattr(socket, "SO_REUSEPORT"):
-        uvicorn.run(APP, host=host, port=port, workers=max(workers, 1), **options)
+        uvicorn.run(APP, host=host, port=port, workers=max(workers, 1), http=_protocol(), **options)
         return 0
     try:  # fail here, with a clear message, when the port is taken
         _listen(host, port).close()

@@ -137,6 +137,26 @@ def test_a_body_too_slow_is_answered_408(
             assert answer.status == 408, (path, answer)
             assert b"within 2 seconds" in answer.body
             assert answer.headers["connection"] == "close"
+        # The head has limits too: a header past 64 KiB is refused (uvicorn alone kept
+        # reading it into memory), half a head or nothing at all is not waited for forever.
+        rss = live.process().memory_info().rss
+        sock = rawhttp.connect(live.base, timeout=120)
+        try:
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: ")
+            sent = rawhttp.send_watching(sock, [b"a" * 65536] * 800)
+        finally:
+            sock.close()
+        assert sent.answer is not None and sent.answer.status == 431, sent
+        assert sent.bytes_sent < 25 * 2**20
+        assert live.process().memory_info().rss - rss < 20 * 2**20
+        for start in (b"GET /healthz HTTP/1.1\r\nHost: x\r\n", b""):
+            sock = rawhttp.connect(live.base, timeout=120)
+            try:
+                sock.sendall(start)
+                got = sock.recv(65536)  # the answer, or b"" when the server closes
+            finally:
+                sock.close()
+            assert got.startswith(b"HTTP/1.1 408") if start else got == b"", got
         assert httpx.get(f"{live.base}/healthz", timeout=60).status_code == 200
 
 
