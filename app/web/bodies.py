@@ -33,6 +33,7 @@ from app.web.errors import domain_response
 from app.web.gate import SELF_GATED
 
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+CLOSE = (b"connection", b"close")
 _UPLOAD = "__safepref_upload__"
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -109,13 +110,17 @@ class BodyLimits:
         if scope["type"] != "http" or scope["method"] not in BODY_METHODS:
             await self.app(scope, receive, send)
             return
+        method, path = scope["method"], scope["path"]
+        table = self._route_table(scope["app"])
+        upload = self._match(self._uploads, method, path) is not None
+        if upload:
+            # Even without a body: the route takes the gate itself, and a slot taken here as
+            # well would be a second one for the same request.
+            scope[SELF_GATED] = True
         length, chunked, authorization, cookie = _framing(scope)
         if not chunked and not length:  # no body at all
             await self.app(scope, receive, send)
             return
-        method, path = scope["method"], scope["path"]
-        table = self._route_table(scope["app"])
-        upload = self._match(self._uploads, method, path) is not None
         settings = get_settings()
         limit = settings.max_upload_bytes if upload else settings.max_body_bytes
         if length is not None and length > limit:
@@ -129,7 +134,6 @@ class BodyLimits:
                 await _answer(scope, receive, send, Unauthorized("not authenticated"))
                 return
         if upload:
-            scope[SELF_GATED] = True
             await self._stream(scope, receive, send, limit, settings)
             return
         try:
@@ -146,11 +150,11 @@ class BodyLimits:
     ) -> None:
         received = 0
         refused: DomainError | None = None
-        started = False
+        started = complete = False
         timeout = settings.body_timeout_seconds
 
         async def counted() -> Message:
-            nonlocal received, refused
+            nonlocal received, refused, complete
             try:
                 async with asyncio.timeout(timeout):
                     message = await receive()
@@ -161,13 +165,19 @@ class BodyLimits:
             if received > limit:
                 refused = too_large(limit)
                 raise BodyRefused(refused)
+            complete = complete or not message.get("more_body", False)
             return message
 
         async def guarded(message: Message) -> None:
             nonlocal started
             if refused is not None:
                 return  # whatever the app makes of the error, the refusal is the answer
-            started = started or message["type"] == "http.response.start"
+            if message["type"] == "http.response.start":
+                started = True
+                if not complete:
+                    # Answered before the upload was read (refused, say): close rather than
+                    # let the server read and throw away the rest of it.
+                    message = {**message, "headers": [*message.get("headers", []), CLOSE]}
             await send(message)
 
         try:

@@ -25,6 +25,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         super().__init__(*args, **kwargs)
         self._in_head = True
         self._head_bytes = 0
+        self._marks = 0  # heads and requests completed on this connection
         self._head_timer: asyncio.TimerHandle | None = None
         self._head_seconds = get_settings().body_timeout_seconds
 
@@ -37,10 +38,16 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
+        marks = self._marks
         super().data_received(data)
         if not self._in_head or self.transport.is_closing():
             return
-        # Still in a head after this data: it all counts towards the head.
+        if marks != self._marks:
+            # A request ended in this data: at most the start of the next head is left (not
+            # counted: at most one read's worth).
+            self._head_bytes = 0
+            return
+        # Still in the same head after this data: it all counts towards the head.
         self._head_bytes += len(data)
         if self._head_bytes > MAX_HEAD_BYTES:
             self._refuse(b"431 Request Header Fields Too Large", b"request head too large")
@@ -49,11 +56,13 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self._in_head = False
+        self._marks += 1
         self._disarm()
         super().on_headers_complete()
 
     def on_message_complete(self) -> None:
         super().on_message_complete()
+        self._marks += 1
         # What comes next on this connection is another request's head (idle time before it
         # is uvicorn's keep-alive timeout).
         self._in_head = True

@@ -197,6 +197,7 @@ def test_an_upload_is_neither_read_nor_spooled_for_a_caller_who_may_not_import(
         }
         sent = _send(live, "POST", target, headers, _upload(size, boundary))
         assert sent.answer is not None and sent.answer.status == status, (token, sent)
+        assert sent.answer.headers.get("connection") == "close"  # the rest is not read
         assert sent.bytes_sent < size // 2, f"the server read the upload: {sent}"
         assert _spooled(live) == []
 

@@ -204,3 +204,30 @@ def test_gate_report_tells_busy_from_stalled() -> None:
     assert not report(waiting=3, idle_seconds=1.0).stalled  # requests move: busy
     assert not report(waiting=0, idle_seconds=100.0).stalled  # quiet
     assert report(waiting=1, idle_seconds=5.0).stalled
+
+
+def test_an_upload_route_takes_one_slot_at_a_time(
+    client: TestClient, admin_headers: dict[str, str]
+) -> None:
+    # The import takes the gate itself; with one slot left, a request without a body (which
+    # the middleware does not read) must not take a second slot and wait for it forever.
+    gate: Gate = client.app.state.request_gate  # type: ignore[attr-defined]
+    portal = client.portal
+    assert portal is not None
+    taken = get_settings().db_pool_size - 1
+    for _ in range(taken):
+        portal.call(gate.acquire)
+    answers: list[int] = []
+    request = threading.Thread(
+        target=lambda: answers.append(
+            client.post("/api/v1/projects/999999/imports", headers=admin_headers).status_code
+        )
+    )
+    request.start()
+    try:
+        request.join(60)
+        assert answers == [404]
+    finally:
+        for _ in range(taken):
+            portal.call(_release, gate)
+        request.join(60)
