@@ -16,9 +16,9 @@ from sqlalchemy.orm import Session
 
 from app.auth.models import User
 from app.auth.service import create_token
-from tests.live_server import app_server
-from tests.queue_load import seed
-from tests.test_queue_concurrency import migrated
+from tests.queue.test_queue_concurrency import migrated
+from tests.support.live_server import app_server
+from tests.support.queue_load import seed
 
 SECRET = "security-" + uuid.uuid4().hex
 

@@ -11,12 +11,12 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import DatabaseFactory
 
 from app.main import create_app
-from tests.queue_factory import valid_annotation
+from tests.conftest import DatabaseFactory
 from tests.security import rawhttp
 from tests.security.livekit import Live, live_server
+from tests.support.queue_factory import valid_annotation
 
 MiB = 1024 * 1024
 # Uploads: large enough that the socket buffers between client and server (a few MiB on
@@ -62,6 +62,7 @@ def _send(
         sock.close()
 
 
+@pytest.mark.live
 def test_a_declared_length_past_the_limit_is_refused_before_the_body(live: Live) -> None:
     for token in (None, "not-a-token", live.annotators[0]):
         sock = rawhttp.connect(live.base)
@@ -87,6 +88,7 @@ def test_a_declared_length_past_the_limit_is_refused_before_the_body(live: Live)
     assert page.headers["content-type"].startswith("text/html")
 
 
+@pytest.mark.live
 def test_a_50_mb_body_is_refused_unread_and_memory_stays_flat(live: Live) -> None:
     server = live.process()
     for _ in range(3):  # warm up: first requests load code and fill caches
@@ -111,6 +113,7 @@ def test_a_50_mb_body_is_refused_unread_and_memory_stays_flat(live: Live) -> Non
     assert httpx.get(f"{live.base}/healthz", timeout=60).status_code == 200
 
 
+@pytest.mark.live
 def test_a_chunked_body_is_counted_as_it_comes(live: Live) -> None:
     token = live.annotators[0]
     assignment, ids = live.lease(token)
@@ -130,6 +133,7 @@ def test_a_chunked_body_is_counted_as_it_comes(live: Live) -> None:
     assert json.loads(ok.answer.body)["outcome"] == "created"
 
 
+@pytest.mark.live
 def test_list_fields_are_refused_on_their_length_before_their_items(live: Live) -> None:
     token = live.annotators[0]
     assignment, ids = live.lease(token)
@@ -177,6 +181,7 @@ def _spooled(live: Live) -> list[str]:
     return opened + [str(p) for p in Path(live.tmpdir).iterdir()]
 
 
+@pytest.mark.live
 def test_an_upload_is_neither_read_nor_spooled_for_a_caller_who_may_not_import(
     live: Live,
 ) -> None:
@@ -202,6 +207,7 @@ def test_an_upload_is_neither_read_nor_spooled_for_a_caller_who_may_not_import(
         assert _spooled(live) == []
 
 
+@pytest.mark.live
 def test_uploads_have_the_upload_limit(live: Live) -> None:
     boundary = "safepref-boundary"
     path = f"/api/v1/projects/{live.project_id}/imports"

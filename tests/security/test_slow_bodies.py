@@ -11,14 +11,14 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import DatabaseFactory
 from fastapi.testclient import TestClient
 
 from app.config import get_settings
 from app.web.gate import Gate, GateReport
-from tests.queue_factory import valid_annotation
+from tests.conftest import DatabaseFactory
 from tests.security import rawhttp
 from tests.security.livekit import Live, live_server
+from tests.support.queue_factory import valid_annotation
 
 # More slow connections than the gate has slots (db_pool_size, 20 by default).
 SLOW = 28
@@ -65,6 +65,7 @@ def _slow_requests(live: Live) -> list[tuple[str, str, dict[str, str], bytes]]:
     return [kinds[i % len(kinds)] for i in range(SLOW)]
 
 
+@pytest.mark.live
 def test_slow_bodies_do_not_keep_authenticated_requests_out(patient: Live) -> None:
     stop = threading.Event()
     answered: list[bool] = []
@@ -118,6 +119,7 @@ def test_slow_bodies_do_not_keep_authenticated_requests_out(patient: Live) -> No
             thread.join(timeout=30)
 
 
+@pytest.mark.live
 def test_a_body_too_slow_is_answered_408(
     databases: DatabaseFactory, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
