@@ -379,8 +379,8 @@
         break;
       }
       case "m": {
-        var toggle = document.getElementById("suggestion-toggle");
-        if (toggle && !toggle.checked) toggle.click();
+        var show = document.getElementById("suggestion-button");
+        if (show) show.click();
         break;
       }
       case "S": {
@@ -408,8 +408,6 @@
     }
     clearError(el.name.replace(/_\d+$/, ""));
     clearError(el.name);
-    // A viewed suggestion stays viewed: the checkbox cannot be unticked again.
-    if (el.id === "suggestion-toggle" && !el.checked) el.checked = true;
   }
 
   function init(focus) {
@@ -433,6 +431,14 @@
       // browser's `required` bubbles, which are there for when this script is not running.
       f.noValidate = true;
       f.addEventListener("change", onChange);
+    }
+    // With htmx the suggestion button fetches only the suggestion. Left a submit button with
+    // a formaction, htmx would remember it as the form's submitter and send the next
+    // keyboard submit (requestSubmit) to the suggestion URL instead of saving.
+    var show = document.getElementById("suggestion-button");
+    if (show && window.htmx) {
+      show.type = "button";
+      show.removeAttribute("formaction");
     }
     var help = $("#annotate .help-link");
     if (help) {

@@ -41,10 +41,11 @@ from app.batches import queue
 from app.batches.models import Assignment, Batch
 from app.batches.pages import assignment_url, done_url
 from app.batches.service import is_member
+from app.core.csrf_tokens import CSRF_FIELD
 from app.core.htmx import is_htmx
 from app.core.templating import render
 from app.db import DbSession, utcnow
-from app.errors import Invalid, NotFound
+from app.errors import Conflict, Invalid, NotFound
 from app.items.models import Item
 from app.projects.category_help import category_help
 
@@ -62,6 +63,21 @@ PostedForm = Annotated[FormData, Depends(form_data)]
 
 def my_work_url(batch_id: int) -> str:
     return f"/batches/{batch_id}/mine"
+
+
+def is_editable(view: service.AssignmentView) -> bool:
+    return view.batch.is_open and view.assignment.status in ("leased", "expired", "submitted")
+
+
+def suggestion_url(assignment_id: int) -> str:
+    return f"/assignments/{assignment_id}/suggestion"
+
+
+def suggestion_was_viewed(view: service.AssignmentView) -> bool:
+    annotation = view.annotation
+    return view.assignment.suggestion_viewed or (
+        annotation is not None and annotation.suggestion_viewed
+    )
 
 
 def _own_view(session: DbSession, assignment_id: int, user: User) -> service.AssignmentView:
@@ -84,7 +100,11 @@ def page_context(
 ) -> dict[str, Any]:
     a, project = view.assignment, view.project
     now = now or utcnow()
-    editable = view.batch.is_open and a.status in ("leased", "expired", "submitted")
+    editable = is_editable(view)
+    # The suggestion's content is only on the page once the server has sent it (and recorded
+    # it): before that the page holds a control that fetches it.
+    suggestion = suggestion_for(session, view)
+    viewed = suggestion_was_viewed(view)
     return {
         "view": view,
         "a": a,
@@ -103,7 +123,9 @@ def page_context(
         "dimensions": [(d, *DIMENSIONS[d]) for d in asked_dimensions(view)],
         "shortcuts": SHORTCUTS,
         "guidelines": guidelines_html(project.guidelines),
-        "suggestion": suggestion_for(session, view),
+        "suggestion": suggestion if viewed else None,
+        "suggestion_offered": suggestion is not None and editable and not viewed,
+        "suggestion_url": suggestion_url(a.id),
         "progress": page_progress(session, view.batch, user.id),
         "editable": editable,
         "revising": a.status == "submitted",
@@ -167,7 +189,8 @@ def submit_page(
         body = body.model_copy(
             update={
                 "duration_ms": form_duration_ms(form, view, now),
-                "suggestion_viewed": form.get("suggestion_viewed") == "1",
+                # What the server recorded when it sent the suggestion, not what the page says.
+                "suggestion_viewed": suggestion_was_viewed(view),
             }
         )
         service.submit(session, assignment_id, user, body, now=now)
@@ -191,6 +214,46 @@ def submit_page(
             return Response(status_code=200, headers={"HX-Redirect": target})
         return RedirectResponse(target, status_code=303)
     return _next(request, session, view.batch, user)
+
+
+@router.post("/assignments/{assignment_id}/suggestion")
+@allow("owner-only")
+def suggestion_page(
+    request: Request,
+    assignment_id: int,
+    session: DbSession,
+    user: CurrentUser,
+    form: PostedForm,
+) -> Response:
+    """Sends the model suggestion and records that this annotator has seen it. With htmx,
+    only the suggestion; without, the page again with the answers given so far (the button
+    posts the whole annotation form) and the suggestion shown."""
+    view = _own_view(session, assignment_id, user)
+    suggestion = suggestion_for(session, view)
+    if suggestion is None:
+        raise NotFound(f"no model suggestion for assignment {assignment_id}")
+    if not suggestion_was_viewed(view):
+        if not is_editable(view):
+            raise Conflict(f"assignment {assignment_id} can no longer be changed")
+        view.assignment.suggestion_viewed = True
+        if view.annotation is not None:
+            view.annotation.suggestion_viewed = True
+        session.flush()
+    if is_htmx(request):
+        return render(request, "fragments/suggestion.html", {"suggestion": suggestion})
+    answered = any(key != CSRF_FIELD for key in form)
+    measured = str(form.get("duration_ms", ""))
+    return render(
+        request,
+        "annotate.html",
+        page_context(
+            session,
+            view,
+            user,
+            values=values_from_form(form, view) if answered else None,
+            prior_ms=int(measured) if measured.isdigit() else 0,
+        ),
+    )
 
 
 @router.post("/assignments/{assignment_id}/skip")

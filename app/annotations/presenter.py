@@ -19,6 +19,7 @@ from app.annotations.forms import DIMENSIONS
 from app.annotations.schemas import MAX_DURATION_MS
 from app.annotations.service import AssignmentView
 from app.batches.models import Assignment, Batch, BatchItem
+from app.dashboard.gold import batch_has_answer_keys
 from app.errors import Invalid
 from app.items.models import ReferenceLabel
 from app.projects.markdown import render_markdown
@@ -44,7 +45,6 @@ class FormValues:
     labels: dict[int, LabelValues] = field(default_factory=dict)
     ranks: dict[str, list[int | None]] = field(default_factory=dict)
     rationale: str = ""
-    suggestion_viewed: bool = False
 
 
 def asked_dimensions(view: AssignmentView) -> list[str]:
@@ -79,7 +79,6 @@ def values_from_annotation(view: AssignmentView) -> FormValues:
         if ranking:
             values.ranks[dimension] = list(ranking)
     values.rationale = payload.get("rationale") or ""
-    values.suggestion_viewed = annotation.suggestion_viewed
     return values
 
 
@@ -106,7 +105,6 @@ def values_from_form(form: FormData, view: AssignmentView) -> FormValues:
             _int(form.get(f"{dimension}_{rank}", "")) for rank in range(1, len(view.responses) + 1)
         ]
     values.rationale = str(form.get("rationale") or "")
-    values.suggestion_viewed = form.get("suggestion_viewed") == "1"
     return values
 
 
@@ -185,10 +183,11 @@ class Suggestion:
 
 
 def suggestion_for(session: Session, view: AssignmentView) -> Suggestion | None:
-    """The item's reference label (positions) in this assignment's letters, if shown."""
+    """The item's reference label (positions) in this assignment's letters, if the project
+    shows suggestions and no item of the batch has an answer key (see batch_has_answer_keys)."""
     if not view.project.show_suggestions:
         return None
-    if view.assignment.is_gold:  # a gold item's answer key may be its reference label (issue 7)
+    if batch_has_answer_keys(session, view.batch.id):
         return None
     ref = session.scalars(
         select(ReferenceLabel)

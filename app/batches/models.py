@@ -13,6 +13,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -101,6 +102,8 @@ class Assignment(Base):
     # Response ids in the order this annotator sees them (position-bias control).
     display_order: Mapped[list[Any]] = mapped_column()
     is_gold: Mapped[bool] = mapped_column(default=False)
+    # Set by the server when it sends this annotator the item's model suggestion.
+    suggestion_viewed: Mapped[bool] = mapped_column(default=False, server_default=false())
     skip_reason: Mapped[str | None] = mapped_column(Text, default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     submitted_at: Mapped[datetime | None] = mapped_column(default=None)

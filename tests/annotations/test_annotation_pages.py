@@ -133,9 +133,9 @@ def test_page_shows_the_item_in_display_order_with_help(
     assert "<h1>Rules</h1>" in html and 'href="https://example.org"' in html
     assert "javascript:" not in re.sub(r"\[bad\]\(javascript:alert\(1\)\)", "", html)
     assert "&lt;b onclick=x&gt;" in html
-    # The model suggestion is on the page but behind the reveal control, unticked.
-    assert 'id="suggestion-toggle" name="suggestion_viewed" value="1">' in html
-    assert "Violence" in html.split('id="suggestion-body"')[1]
+    # The model suggestion is offered, but its content is not on the page until asked for.
+    assert f'formaction="/assignments/{aid}/suggestion"' in html
+    assert 'id="suggestion-body"' not in html
 
 
 def test_refused_form_keeps_the_input_and_shows_errors_by_their_fields(
@@ -169,6 +169,7 @@ def test_form_stores_what_the_api_stores(client: TestClient, db: Session, make_u
     aid = lease(client, world)
     ids = shown_ids(client.get(f"/assignments/{aid}", headers=world.headers).text)
     # A leftover category on a safe response is cleared, as the page's script would.
+    # The page cannot claim the suggestion was seen: only the server records that.
     form = good_form(ids, suggestion_viewed="1", **{f"r{ids[1]}_cat": "Drugs"})
     r = client.post(f"/assignments/{aid}", data=form, headers=world.headers, follow_redirects=False)
     assert r.status_code == 303
@@ -186,7 +187,7 @@ def test_form_stores_what_the_api_stores(client: TestClient, db: Session, make_u
     assert labels[ids[1]]["harm_categories"] == [] and labels[ids[1]]["is_safe"] is True
     assert row.payload["helpfulness"] == ids
     assert row.payload["harmlessness"] == [*ids[1:], ids[0]]
-    assert row.suggestion_viewed is True
+    assert row.suggestion_viewed is False
     # No script: the time since the lease began, within the lease.
     assert row.duration_ms is not None
     assert 0 <= row.duration_ms <= world.batch.lease_seconds * 1000

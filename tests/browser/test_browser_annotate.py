@@ -62,6 +62,13 @@ def stored(live_server: Any, assignment_id: int) -> dict[str, Any]:
     return dict(resp.json())
 
 
+def assignment_row(live_server: Any, assignment_id: int) -> Any:
+    from app.batches.models import Assignment
+
+    with live_server.session() as s:
+        return s.get(Assignment, assignment_id)
+
+
 def annotation_row(live_server: Any, assignment_id: int) -> Any:
     from app.annotations.models import Annotation
 
@@ -99,8 +106,16 @@ def test_annotate_an_item_with_the_keyboard_alone(open_page: Any, live_server: A
         page.keyboard.press(str(index))
     for index in range(2, n + 1):
         page.keyboard.press(f"Shift+{index}")
-    page.keyboard.press("m")
-    assert page.is_visible("#suggestion-body")
+    # The suggestion is not in the page until asked for; "m" fetches it (htmx) and the
+    # server records the view before anything is submitted.
+    assert page.query_selector("#suggestion-body") is None
+    assert assignment_row(live_server, first).suggestion_viewed is False
+    with page.expect_response(lambda r: r.url.endswith(f"/assignments/{first}/suggestion")) as got:
+        page.keyboard.press("m")
+    assert got.value.status == 200
+    expect(page.locator("#suggestion-body")).to_be_visible()
+    assert page.query_selector("#suggestion-button") is None
+    assert assignment_row(live_server, first).suggestion_viewed is True
     set_hidden(page, True)  # the tab goes to the background for 1.5 s
     page.wait_for_timeout(1500)
     set_hidden(page, False)
@@ -234,6 +249,17 @@ def test_annotate_and_revise_without_javascript(open_page: Any, live_server: Any
     cats = page.eval_on_selector_all(f"input[name=r{a_id}_cat]", "els => els.map(e => e.value)")
     page.check(f"input[name=r{a_id}_cat][value='{cats[5]}']")
     page.check(f"input[name=r{a_id}_sev][value=severe]")
+    # Without script the suggestion button posts the form: the page comes back with the
+    # answers so far and the suggestion, and the server has recorded the view.
+    assert page.query_selector("#suggestion-body") is None
+    assert assignment_row(live_server, first).suggestion_viewed is False
+    with page.expect_navigation() as nav:
+        page.click("#suggestion-button")
+    assert nav.value.status == 200
+    assert page.is_visible("#suggestion-body")
+    assert assignment_row(live_server, first).suggestion_viewed is True
+    assert page.is_checked(f"input[name=r{a_id}_cat][value='{cats[5]}']")
+    assert page.is_checked(f"input[name=r{a_id}_sev][value=severe]")
     with page.expect_navigation() as nav:
         page.click("#submit-button")
     assert nav.value.status == 200
@@ -247,7 +273,7 @@ def test_annotate_and_revise_without_javascript(open_page: Any, live_server: Any
     assert payload["helpfulness"] == [*others, a_id]
     row = annotation_row(live_server, first)
     assert row.revision == 1
-    assert row.suggestion_viewed is False
+    assert row.suggestion_viewed is True
     assert row.duration_ms is not None  # from the lease, without the page's script
 
     # My work: reopen the item, make A the most helpful, save a revision.

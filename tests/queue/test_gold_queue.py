@@ -168,6 +168,7 @@ def test_gold_assignments_look_like_any_other(
         assert r.status_code == 200, r.text
     assert set(pages) == {gold_id, ordinary_id}
     assert shapes[0] == shapes[1]
-    # The reference label is shown as a suggestion, except on the gold item (it may be its key).
-    assert 'class="suggestion"' in pages[ordinary_id]
+    # A batch with an answer key shows no suggestion on any item (the key may be the
+    # reference label the suggestion would show): gold and ordinary pages look alike.
+    assert 'class="suggestion"' not in pages[ordinary_id]
     assert 'class="suggestion"' not in pages[gold_id]
