@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import IO, Any, Literal
 
 from app.errors import ImportRejected
+from app.imports.grouping import PromptGroups
 from app.imports.lines import RawLine, iter_lines, read_line_at
 from app.limits import MAX_RESPONSES
 from app.projects.taxonomy import BEAVERTAILS_14, PKU_SAFERLHF_19, SEVERITY_NAMES
@@ -397,28 +398,28 @@ def _grouped(
     taxonomy: _Taxonomy,
     stats: ReadStats | None,
 ) -> Iterator[DraftItem]:
-    # Pass 1 validates every line and remembers only where each prompt's answers are
-    # (a digest and byte offsets), so memory does not grow with the text of the file.
-    groups: dict[bytes, list[tuple[int, int]]] = {}
-    for raw in lines:
-        prompt, _, _ = _qa_answer(raw, limits, fmt, labels, taxonomy)
-        key = hashlib.sha256(prompt.encode("utf-8")).digest()
-        groups.setdefault(key, []).append((raw.offset, raw.number))
-    for members in groups.values():
-        if len(members) < 2:
-            if stats is not None:
-                stats.prompts_with_one_answer += 1
-            continue
-        if len(members) > MAX_RESPONSES:
+    # Pass 1 validates every line and writes where each answer is (its prompt's digest and
+    # byte offset) to a temporary SQLite file, so memory does not grow with the number of
+    # lines. Pass 2 reads the answers back grouped by prompt, prompts in order of first line.
+    with PromptGroups() as groups:
+        for raw in lines:
+            prompt, _, _ = _qa_answer(raw, limits, fmt, labels, taxonomy)
+            groups.add(prompt, raw.offset, raw.number)
+        crowded = groups.first_crowded(MAX_RESPONSES)
+        if crowded is not None:
+            count, line = crowded
             raise ImportRejected(
-                f"this prompt has {len(members)} answers; an item holds at most {MAX_RESPONSES}",
-                line=members[MAX_RESPONSES][1],
+                f"this prompt has {count} answers; an item holds at most {MAX_RESPONSES}",
+                line=line,
                 field="prompt",
             )
-        responses = []
-        prompt = source = ""
-        for offset, number in members:
-            raw = read_line_at(fp, offset, number, limits.max_line_bytes)
-            prompt, source, response = _qa_answer(raw, limits, fmt, labels, taxonomy)
-            responses.append(response)
-        yield DraftItem(members[0][1], prompt, source, responses)
+        if stats is not None:
+            stats.prompts_with_one_answer = groups.single_count()
+        for members in groups.groups():
+            responses = []
+            prompt = source = ""
+            for offset, number in members:
+                raw = read_line_at(fp, offset, number, limits.max_line_bytes)
+                prompt, source, response = _qa_answer(raw, limits, fmt, labels, taxonomy)
+                responses.append(response)
+            yield DraftItem(members[0][1], prompt, source, responses)
