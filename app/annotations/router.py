@@ -23,9 +23,10 @@ from app.auth.access import allow
 from app.auth.dependencies import CurrentUser, authenticated, required_credentials
 from app.batches import queue_pg
 from app.batches.schemas import AssignedItemOut, AssignedResponseOut
+from app.core.json_body import JSONRulesRoute
 from app.db import DbSession, hot_pool, run_in_session, utcnow
 
-router = APIRouter(prefix="/api/v1/assignments", tags=["assignments"])
+router = APIRouter(prefix="/api/v1/assignments", tags=["assignments"], route_class=JSONRulesRoute)
 
 
 def annotation_out(result: service.SubmitResult) -> AnnotationOut:

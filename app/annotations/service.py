@@ -27,6 +27,7 @@ from app.auth.models import User
 from app.batches import queue_pg
 from app.batches.models import Assignment, Batch, BatchItem
 from app.batches.queue import load_item, lock_membership, ordered_responses
+from app.core.json_text import require_storable
 from app.db import utcnow
 from app.errors import Conflict, NotFound
 from app.items.models import Item, Response
@@ -269,7 +270,7 @@ def skip(
         raise Conflict(
             f"assignment {assignment.id} is already submitted; revise it instead of skipping"
         )
-    note = (reason or "").strip() or None
+    note = require_storable("reason", (reason or "").strip()) or None
     if _move(session, assignment, "leased", "skipped", skip_reason=note):
         _count(session, assignment, taken=-1)
     else:  # expired: its slot is already back in the queue

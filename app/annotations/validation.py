@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from typing import Any, Protocol
 
 from app.annotations.schemas import AnnotationIn, ResponseLabelIn
+from app.core.json_text import require_storable
 from app.errors import Invalid
 
 
@@ -120,7 +121,7 @@ def validate_annotation(
         assert body.rationale is not None
         if not body.rationale.strip():
             raise _fail("rationale", "must not be blank")
-        payload["rationale"] = body.rationale
+        payload["rationale"] = require_storable("rationale", body.rationale)
     if labels and "harmlessness" in payload:
         _safe_first(payload["harmlessness"], labels)
     return payload

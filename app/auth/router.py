@@ -19,9 +19,10 @@ from app.auth.schemas import (
 )
 from app.auth.sessions import set_session_cookie
 from app.config import get_settings
+from app.core.json_body import JSONRulesRoute
 from app.db import DbSession
 
-router = APIRouter(prefix="/api/v1", tags=["users"])
+router = APIRouter(prefix="/api/v1", tags=["users"], route_class=JSONRulesRoute)
 ERROR = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
 
 

@@ -26,11 +26,12 @@ from app.batches.schemas import (
     MyProgressOut,
     NextOut,
 )
+from app.core.json_body import JSONRulesRoute
 from app.db import DbSession, hot_pool, run_in_session, utcnow
 from app.errors import NotFound
 from app.projects.service import get_project
 
-router = APIRouter(prefix="/api/v1/batches", tags=["batches"])
+router = APIRouter(prefix="/api/v1/batches", tags=["batches"], route_class=JSONRulesRoute)
 
 
 def batch_out(summary: service.BatchSummary) -> BatchOut:

@@ -14,9 +14,10 @@ from app.consensus.schemas import (
     BatchMetricsOut,
     ItemConsensusOut,
 )
+from app.core.json_body import JSONRulesRoute
 from app.db import DbSession
 
-router = APIRouter(prefix="/api/v1/batches", tags=["consensus"])
+router = APIRouter(prefix="/api/v1/batches", tags=["consensus"], route_class=JSONRulesRoute)
 
 
 @router.get("/{batch_id}/metrics", response_model=BatchMetricsOut)

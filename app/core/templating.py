@@ -10,9 +10,22 @@ from fastapi.templating import Jinja2Templates
 from markupsafe import Markup, escape
 
 from app.core.csrf_tokens import CSRF_FIELD, csrf_token_for
+from app.core.json_text import repaired, text_problem
 from app.migrate import resource_path
 
 templates = Jinja2Templates(directory=str(resource_path("templates")))
+
+
+def _servable(value: Any) -> Any:
+    # A string stored before the input rules (app/core/json_text.py) may hold an unpaired
+    # surrogate, which would make encoding the whole page fail: it is shown as U+FFFD.
+    if isinstance(value, str) and not value.isascii() and text_problem(value):
+        fixed = repaired(value)
+        return Markup(fixed) if isinstance(value, Markup) else fixed
+    return value
+
+
+templates.env.finalize = _servable
 
 
 def render(

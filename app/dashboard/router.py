@@ -7,12 +7,13 @@ from fastapi import APIRouter, Response
 from app.auth.access import allow
 from app.auth.dependencies import AdminUser
 from app.batches.models import Batch
+from app.core.json_body import JSONRulesRoute
 from app.dashboard import gold
 from app.dashboard.schemas import GoldItemOut, GoldListOut, GoldMarkIn, GoldRateIn
 from app.db import DbSession
 from app.errors import NotFound
 
-router = APIRouter(prefix="/api/v1/batches", tags=["gold"])
+router = APIRouter(prefix="/api/v1/batches", tags=["gold"], route_class=JSONRulesRoute)
 
 
 def _batch(session: DbSession, batch_id: int) -> Batch:

@@ -14,12 +14,13 @@ from app.auth.access import allow
 from app.auth.dependencies import AdminUser
 from app.config import get_settings
 from app.consensus.aggregate import Dimension
+from app.core.json_body import JSONRulesRoute
 from app.db import DbSession
 from app.exports.filters import ExportFilters, Split, parse_dimensions
 from app.exports.formats import ExportFormat
 from app.exports.service import export_lines, resolve_scope
 
-router = APIRouter(prefix="/api/v1/exports", tags=["exports"])
+router = APIRouter(prefix="/api/v1/exports", tags=["exports"], route_class=JSONRulesRoute)
 
 NDJSON = "application/x-ndjson"
 

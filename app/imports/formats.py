@@ -7,10 +7,12 @@ through these functions (the whole import is one transaction).
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any, Literal
 
+from app.core.json_text import problem_in, text_problem
 from app.errors import ImportRejected
 from app.imports.grouping import PromptGroups
 from app.imports.lines import RawLine, iter_lines, read_line_at
@@ -22,6 +24,8 @@ ImportFormat = Literal["pku-saferlhf", "pku-saferlhf-qa", "beavertails", "generi
 LabelsAs = Literal["reference", "ignore"]
 # Sources and external ids are stored in String(200) columns.
 MAX_LABEL_CHARS = 200
+# Levels of objects and arrays in an item's free metadata, the object itself included.
+MAX_META_DEPTH = 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,21 +133,32 @@ class _Fields:
         # isspace() is the same test as `not value.strip()` without copying the text.
         if not allow_empty and (not value or value.isspace()):
             raise self.fail(name, "must not be empty")
-        if value.isascii():
-            size = len(value)  # no surrogates possible, one byte per character
-        else:
-            try:
-                size = len(value.encode("utf-8"))
-            except UnicodeEncodeError:
-                raise self.fail(
-                    name, "contains an unpaired surrogate (not encodable as UTF-8)"
-                ) from None
+        problem = text_problem(value)
+        if problem:
+            raise self.fail(name, problem)
+        # ASCII: one byte per character; otherwise encodable, as just checked.
+        size = len(value) if value.isascii() else len(value.encode("utf-8"))
         if size > self.limits.max_field_bytes:
             raise self.fail(
                 name, f"is {size} bytes, more than the limit of {self.limits.max_field_bytes}"
             )
-        if "\x00" in value:
-            raise self.fail(name, "contains a NUL character")
+        return value
+
+    def free_object(self, name: str) -> dict[str, Any] | None:
+        """Free metadata: any JSON object our storage can hold and serve back."""
+        value = self.data.get(name)
+        if value is None:
+            return None
+        if not isinstance(value, dict):
+            raise self.fail(name, f"expected an object, got {_json_type(value)}")
+        problem = problem_in(value, MAX_META_DEPTH)
+        if problem:
+            raise self.fail(name, problem)
+        size = len(json.dumps(value, ensure_ascii=False).encode("utf-8"))
+        if size > self.limits.max_field_bytes:
+            raise self.fail(
+                name, f"is {size} bytes, more than the limit of {self.limits.max_field_bytes}"
+            )
         return value
 
     def optional_text(self, name: str) -> str:
@@ -300,9 +315,7 @@ def _generic(raw: RawLine, limits: Limits) -> DraftItem:
         raise f.fail("id", f"expected a string, got {_json_type(external)}")
     if external is not None:
         external = f.short_text("id", str(external))
-    meta = f.data.get("meta")
-    if meta is not None and not isinstance(meta, dict):
-        raise f.fail("meta", f"expected an object, got {_json_type(meta)}")
+    meta = f.free_object("meta")
     return DraftItem(
         raw.number,
         prompt,

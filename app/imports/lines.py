@@ -1,12 +1,13 @@
-"""Reading an import file line by line: byte limits, UTF-8, JSON, blank lines."""
+"""Reading an import file line by line: byte limits, UTF-8, JSON (app/core/json_text.py's rules),
+blank lines."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import IO, Any
 
+from app.core.json_text import JSONRefused, loads
 from app.errors import ImportRejected
 
 _BOM = b"\xef\xbb\xbf"
@@ -27,11 +28,9 @@ def parse_line(raw: bytes, number: int) -> dict[str, Any]:
             f"not valid UTF-8 (byte {exc.start + 1} of the line)", line=number
         ) from None
     try:
-        value = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ImportRejected(
-            f"malformed JSON: {exc.msg} at column {exc.colno}", line=number
-        ) from None
+        value = loads(text)
+    except JSONRefused as exc:
+        raise ImportRejected(str(exc), line=number) from None
     if not isinstance(value, dict):
         raise ImportRejected(f"expected a JSON object, got {type(value).__name__}", line=number)
     return value

@@ -17,6 +17,7 @@ from starlette.datastructures import UploadFile
 from app.auth.access import allow
 from app.auth.dependencies import admin_user, authenticated
 from app.config import get_settings
+from app.core.json_body import JSONRulesRoute
 from app.db import run_in_session
 from app.errors import Invalid
 from app.imports.schemas import ImportOut
@@ -25,7 +26,7 @@ from app.projects.service import get_project
 from app.web.bodies import accepts_upload
 from app.web.gate import hold
 
-router = APIRouter(prefix="/api/v1/projects", tags=["imports"])
+router = APIRouter(prefix="/api/v1/projects", tags=["imports"], route_class=JSONRulesRoute)
 
 FormatParam = Literal["auto", "pku-saferlhf", "pku-saferlhf-qa", "beavertails", "generic"]
 FILE_FIELD = "file"

@@ -8,12 +8,13 @@ from fastapi import APIRouter, Query
 
 from app.auth.access import allow
 from app.auth.dependencies import AdminUser
+from app.core.json_body import JSONRulesRoute
 from app.db import DbSession
 from app.items import service
 from app.items.schemas import ItemOut, ItemPage
 from app.projects.service import get_project
 
-router = APIRouter(prefix="/api/v1", tags=["items"])
+router = APIRouter(prefix="/api/v1", tags=["items"], route_class=JSONRulesRoute)
 
 
 @router.get("/projects/{project_id}/items", response_model=ItemPage)

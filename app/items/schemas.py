@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, field_validator
+
+from app.core.json_text import repaired
 
 
 class ResponseOut(BaseModel):
@@ -27,6 +29,12 @@ class ItemOut(BaseModel):
     prompt_source: str
     meta: dict[str, Any] | None
     responses: list[ResponseOut]
+
+    @field_validator("meta")
+    @classmethod
+    def _servable(cls, meta: dict[str, Any] | None) -> dict[str, Any] | None:
+        # Metadata imported before the input rules may hold what cannot be served as JSON.
+        return repaired(meta) if meta is not None else None
 
 
 class ItemPage(BaseModel):

@@ -6,11 +6,12 @@ from fastapi import APIRouter
 
 from app.auth.access import allow
 from app.auth.dependencies import AdminUser
+from app.core.json_body import JSONRulesRoute
 from app.db import DbSession
 from app.projects import service
 from app.projects.schemas import ProjectCreate, ProjectOut
 
-router = APIRouter(prefix="/api/v1/projects", tags=["projects"])
+router = APIRouter(prefix="/api/v1/projects", tags=["projects"], route_class=JSONRulesRoute)
 
 
 @router.post("", status_code=201, response_model=ProjectOut)

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.core.json_text import require_storable
 from app.errors import Conflict, Invalid, NotFound
 from app.limits import MAX_CATEGORIES
 from app.projects.models import Project
@@ -20,7 +21,7 @@ def resolve_taxonomy(taxonomy: str | Sequence[str]) -> tuple[str, list[str]]:
                 f"taxonomy: unknown preset {taxonomy!r}; use {', '.join(PRESETS)} or a list"
             )
         return taxonomy, list(PRESETS[taxonomy])
-    names = [n.strip() for n in taxonomy]
+    names = [require_storable("taxonomy", n.strip()) for n in taxonomy]
     if not names or any(not n or len(n) > 100 for n in names):
         raise Invalid("taxonomy: categories must be non-empty names of at most 100 characters")
     if len(set(names)) != len(names):
@@ -37,7 +38,8 @@ def create_project(
     guidelines: str = "",
     **questions: bool,
 ) -> Project:
-    name = name.strip()
+    name = require_storable("name", name.strip())
+    require_storable("guidelines", guidelines)
     if not name:
         raise Invalid("name: must not be empty")
     if session.scalar(select(Project.id).where(Project.name == name)) is not None:
