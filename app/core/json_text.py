@@ -49,13 +49,16 @@ def _number(text: str) -> float:
     return value
 
 
+_DECODER = json.JSONDecoder(parse_constant=_no_constant, parse_int=_integer, parse_float=_number)
+
+
 def loads(text: str | bytes) -> Any:
-    """Parses JSON text by the rules above, except the walk over strings and depth (see
-    `problem_in`), which callers run on what they keep."""
+    """Parses JSON text (bytes must be UTF-8) by the rules above, except the walk over
+    strings and depth (see `problem_in`), which callers run on what they keep."""
     try:
-        return json.loads(
-            text, parse_constant=_no_constant, parse_int=_integer, parse_float=_number
-        )
+        if isinstance(text, bytes):
+            text = text.decode("utf-8")
+        return _DECODER.decode(text)
     except JSONRefused:
         raise
     except RecursionError:

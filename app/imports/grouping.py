@@ -60,12 +60,16 @@ class PromptGroups:
 
     def _flush(self) -> None:
         if self._pending:
+            # One transaction per batch: in autocommit mode each row would be its own.
+            self._db.execute("BEGIN")
             self._db.executemany("INSERT INTO answers VALUES (?, ?, ?)", self._pending)
+            self._db.execute("COMMIT")
             self._pending = []
 
     def _index(self) -> None:
         if not self._indexed:
             self._flush()
+            self._db.execute("BEGIN")
             self._db.execute("CREATE INDEX answers_by_prompt ON answers (prompt, line)")
             # Each prompt's first line: the order in which items are made.
             self._db.execute(
@@ -73,6 +77,7 @@ class PromptGroups:
                 "FROM answers GROUP BY prompt"
             )
             self._db.execute("CREATE INDEX prompts_by_first ON prompts (first)")
+            self._db.execute("COMMIT")
             self._indexed = True
 
     def first_crowded(self, most: int) -> tuple[int, int] | None:
