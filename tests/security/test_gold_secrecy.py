@@ -21,7 +21,7 @@ from app.batches.models import Assignment, Batch
 from app.batches.service import add_member, create_batch
 from app.dashboard.gold import mark_gold
 from app.items.models import ReferenceLabel
-from tests.queue_factory import seed_project
+from tests.support.queue_factory import seed_project
 
 # A reference label with a severity and a category, rendered by a suggestion as
 # "unsafe (moderate): Cybercrime".

@@ -17,8 +17,8 @@ from app.annotations.models import Annotation
 from app.batches.service import add_member, create_batch
 from app.items.models import Item, Response
 from app.projects.models import Project
-from tests.queue_factory import seed_project, valid_annotation
-from tests.samples import generic_line, jsonl
+from tests.support.queue_factory import seed_project, valid_annotation
+from tests.support.samples import generic_line, jsonl
 
 GOOD = generic_line(0)
 
