@@ -29,7 +29,7 @@ from app.auth.service import create_token, revoke_token
 from app.batches.models import Assignment, Batch, BatchItem, BatchMember
 from app.config import get_settings
 from app.db import utcnow
-from app.items.models import Item, Response
+from app.items.models import Item, ReferenceLabel, Response
 from app.projects.models import Project
 from app.projects.service import create_project
 
@@ -139,8 +139,12 @@ def build_world(session: Session) -> World:
     nonmember = _user(session, "annotator", "nonmember")
     deactivated = _user(session, "annotator", "gone")
 
-    project = create_project(session, f"matrix-{uuid.uuid4().hex[:6]}", "pku-saferlhf-19")
+    project = create_project(
+        session, f"matrix-{uuid.uuid4().hex[:6]}", "pku-saferlhf-19", show_suggestions=True
+    )
     item, responses = _item(session, project, 1)
+    # A model suggestion for the member's item, so that asking for it can be allowed.
+    session.add(ReferenceLabel(item_id=item.id, origin="matrix", payload={"helpfulness": [0, 1]}))
     other_item, other_responses = _item(session, project, 2)
     extra_item, _ = _item(session, project, 3)
 
