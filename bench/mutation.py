@@ -1,0 +1,268 @@
+"""Mutation testing of the modules that hold the product's rules (mutmut, SQLite only).
+
+    .venv/bin/python bench/mutation.py                 # every group, then the scores
+    .venv/bin/python bench/mutation.py consensus queue # some groups only
+    .venv/bin/python bench/mutation.py --report        # scores of the last runs, no run
+    .venv/bin/python bench/mutation.py --survivors     # also list each surviving mutant
+    .venv/bin/python bench/mutation.py --retest GROUP  # rerun the survivors (after new tests)
+
+Each group mutates a few modules and runs only the test files that exercise them; mutmut then
+runs, for each mutant, only the tests that called the mutated function. A group works in its own
+copy of the checkout (.mutation/GROUP, git-ignored) so that groups never share a mutmut config,
+and a run that is stopped resumes where it stopped (delete .mutation/ to start over).
+
+PostgreSQL is left out on purpose (SAFEPREF_TEST_POSTGRES_URL is unset for the run): the
+rules are the same on both backends and SQLite keeps a run within an hour on two cores.
+Surviving mutants that cannot change behaviour are listed, with the reason, in the equivalent
+mutants table of docs/contributors/mutation.md; the score leaves them out of the count.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+WORK = ROOT / ".mutation"
+DOC = ROOT / "docs" / "contributors" / "mutation.md"
+MUTMUT = Path(sys.executable).parent / "mutmut"
+
+# Group -> (modules to mutate, test files that exercise them). Paths are from the repository
+# root; change them here when a module or a test file moves.
+GROUPS: dict[str, tuple[list[str], list[str]]] = {
+    "consensus": (
+        ["app/consensus/aggregate.py", "app/consensus/labels.py", "app/consensus/votes.py"],
+        [
+            "tests/test_consensus_rules.py",
+            "tests/test_export_filters.py",
+            "tests/test_exports.py",
+            "tests/test_export_guards.py",
+        ],
+    ),
+    "exports": (
+        ["app/exports/filters.py", "app/exports/formats.py"],
+        [
+            "tests/test_export_filters.py",
+            "tests/test_exports.py",
+            "tests/test_export_guards.py",
+            "tests/test_export_cli.py",
+        ],
+    ),
+    "annotations": (
+        ["app/annotations/validation.py"],
+        ["tests/test_annotation_submit.py"],
+    ),
+    "csrf-access": (
+        ["app/web/csrf.py", "app/auth/access.py"],
+        [
+            "tests/test_csrf_methods.py",
+            "tests/test_auth_sessions.py",
+            "tests/test_access_matrix.py",
+        ],
+    ),
+    "queue": (
+        ["app/batches/queue.py"],
+        ["tests/test_queue.py", "tests/test_gold_queue.py"],
+    ),
+    "imports": (
+        ["app/imports/formats.py", "app/imports/lines.py"],
+        ["tests/test_imports.py", "tests/test_import_writer.py"],
+    ),
+}
+# What a copy needs besides the sources: the tests and the files the app reads at run time.
+COPIED = ("app", "tests", "templates", "static", "migrations", "alembic.ini", "pyproject.toml")
+IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", ".pytest_cache", "artifacts")
+
+# mutmut's exit codes per mutant (mutmut/stats.py), folded into what the score needs.
+KILLED = {1, 3, 24, -24, 36, 37, 152, 255}
+SURVIVED = {0}
+NO_TESTS = {5, 33}
+SKIPPED = {34}
+
+
+@dataclass
+class Tally:
+    killed: int = 0
+    survived: list[str] = field(default_factory=list)
+    equivalent: list[str] = field(default_factory=list)
+    no_tests: list[str] = field(default_factory=list)
+    other: list[str] = field(default_factory=list)  # not run yet, suspicious, segfault
+
+    @property
+    def counted(self) -> int:
+        return self.killed + len(self.survived) + len(self.no_tests) + len(self.other)
+
+    @property
+    def score(self) -> float:
+        return 100.0 * self.killed / self.counted if self.counted else 0.0
+
+    def add(self, other: Tally) -> None:
+        self.killed += other.killed
+        self.survived += other.survived
+        self.equivalent += other.equivalent
+        self.no_tests += other.no_tests
+        self.other += other.other
+
+
+def equivalent_mutants() -> dict[str, str]:
+    """Mutant name -> why it cannot change behaviour, from the table in the contributors' page
+    (rows such as ``| `app.x.x_f__mutmut_3` | reason |``)."""
+    if not DOC.exists():
+        return {}
+    row = re.compile(r"^\|\s*`([\w.]+__mutmut_\d+)`\s*\|\s*(.+?)\s*\|\s*$")
+    found = {}
+    for line in DOC.read_text(encoding="utf-8").splitlines():
+        match = row.match(line)
+        if match:
+            found[match.group(1)] = match.group(2)
+    return found
+
+
+def check_paths() -> None:
+    missing = [
+        path
+        for modules, tests in GROUPS.values()
+        for path in (*modules, *tests)
+        if not (ROOT / path).exists()
+    ]
+    if missing:
+        sys.exit(
+            "mutation: these paths do not exist (update GROUPS in bench/mutation.py):\n  "
+            + "\n  ".join(missing)
+        )
+
+
+def prepare(group: str, jobs: int) -> Path:
+    """A copy of the checkout with a mutmut config for this group only."""
+    modules, tests = GROUPS[group]
+    where = WORK / group
+    where.mkdir(parents=True, exist_ok=True)
+    for name in COPIED:
+        source, target = ROOT / name, where / name
+        if source.is_dir():
+            shutil.copytree(source, target, ignore=IGNORED, dirs_exist_ok=True)
+        else:
+            shutil.copy2(source, target)
+    config = {
+        "source_paths": ["app"],
+        "only_mutate": modules,
+        "also_copy": ["templates", "static", "migrations", "alembic.ini"],
+        "pytest_add_cli_args_test_selection": tests,
+        "pytest_add_cli_args": ["-p", "no:cacheprovider", "-m", "not browser and not slow"],
+        "timeout_multiplier": 10.0,
+    }
+    lines = ["", "[tool.mutmut]"] + [f"{key} = {json.dumps(v)}" for key, v in config.items()]
+    with (where / "pyproject.toml").open("a", encoding="utf-8") as f:
+        f.write("\n".join(lines) + "\n")
+    return where
+
+
+def run(group: str, jobs: int, names: list[str] | None = None) -> None:
+    """mutmut run for the group: new mutants, or only `names` (mutmut keeps earlier verdicts
+    unless a mutant is named, so survivors are named to be tested again)."""
+    where = prepare(group, jobs)
+    env = {k: v for k, v in os.environ.items() if k not in ("SAFEPREF_TEST_POSTGRES_URL", "CI")}
+    started = time.monotonic()
+    print(f"== {group}: mutmut run in {where.relative_to(ROOT)}", flush=True)
+    with (where / "mutmut.log").open("w") as log:
+        done = subprocess.run(
+            [str(MUTMUT), "run", "--max-children", str(jobs), *(names or [])],
+            cwd=where,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    print(f"   exit {done.returncode} after {time.monotonic() - started:.0f} s", flush=True)
+    if done.returncode != 0:
+        print((where / "mutmut.log").read_text(errors="replace")[-3000:])
+
+
+def tally(group: str, equivalent: dict[str, str]) -> dict[str, Tally]:
+    modules, _ = GROUPS[group]
+    out: dict[str, Tally] = {}
+    for module in modules:
+        t = out[module] = Tally()
+        meta = WORK / group / "mutants" / (module + ".meta")
+        if not meta.exists():
+            continue
+        codes: dict[str, int | None] = json.loads(meta.read_text())["exit_code_by_key"]
+        for name, code in sorted(codes.items()):
+            if code in KILLED:
+                t.killed += 1
+            elif code in SKIPPED:
+                continue
+            elif code in SURVIVED and name in equivalent:
+                t.equivalent.append(name)
+            elif code in SURVIVED:
+                t.survived.append(name)
+            elif code in NO_TESTS:
+                t.no_tests.append(name)
+            else:
+                t.other.append(name)
+    return out
+
+
+def report(groups: list[str], survivors: bool) -> float:
+    equivalent = equivalent_mutants()
+    total = Tally()
+    print(f"{'module':<34} {'killed':>7} {'survived':>9} {'no test':>8} {'equiv':>6} {'score':>7}")
+    for group in groups:
+        for module, t in tally(group, equivalent).items():
+            total.add(t)
+            print(
+                f"{module:<34} {t.killed:>7} {len(t.survived):>9} {len(t.no_tests):>8} "
+                f"{len(t.equivalent):>6} {t.score:>6.1f}%"
+                + (f"  ({len(t.other)} not run)" if t.other else "")
+            )
+            if survivors:
+                for name in t.survived + t.no_tests:
+                    print(f"    survived: {name}")
+    print(
+        f"{'overall':<34} {total.killed:>7} {len(total.survived):>9} {len(total.no_tests):>8} "
+        f"{len(total.equivalent):>6} {total.score:>6.1f}%"
+    )
+    print("score = killed / (killed + survived + no test); listed equivalent mutants left out")
+    return total.score
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("groups", nargs="*", help=f"default: all of {', '.join(GROUPS)}")
+    parser.add_argument("--jobs", type=int, default=2, help="mutants tested at once (default 2)")
+    parser.add_argument("--report", action="store_true", help="print the last scores only")
+    parser.add_argument("--survivors", action="store_true", help="list surviving mutants")
+    parser.add_argument("--retest", action="store_true", help="run the survivors again")
+    args = parser.parse_args()
+    groups = args.groups or list(GROUPS)
+    unknown = sorted(set(groups) - set(GROUPS))
+    if unknown:
+        sys.exit(f"mutation: unknown group {', '.join(unknown)}; use {', '.join(GROUPS)}")
+    check_paths()
+    if not MUTMUT.exists():
+        sys.exit("mutation: mutmut is missing (bash scripts/install.sh test)")
+    if not args.report:
+        for group in groups:
+            if args.retest:
+                equivalent = equivalent_mutants()
+                names = [
+                    name
+                    for t in tally(group, equivalent).values()
+                    for name in t.survived + t.no_tests + t.other
+                ]
+                if names:
+                    run(group, args.jobs, names)
+            else:
+                run(group, args.jobs)
+    report(groups, args.survivors)
+
+
+if __name__ == "__main__":
+    main()
