@@ -104,7 +104,7 @@ def test_every_unsafe_method_of_every_route_needs_the_token_with_a_cookie(
     served or not: the check runs before routing. With the token, a served method gets past it."""
     browser = cookie_client(app, world.cookies["admin"])
     wrong: list[str] = []
-    for template, methods in served_paths(app):
+    for template, _ in served_paths(app):
         url = concrete(world, template)
         for method in UNSAFE:
             response = browser.request(method, url, follow_redirects=False)

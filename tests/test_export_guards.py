@@ -159,7 +159,7 @@ def test_the_formats_with_category_objects_are_all_listed_here(
 def test_category_keys_are_exactly_the_taxonomy_after_a_rename(
     client: TestClient, admin_headers: dict[str, str], db: Session, fmt: str
 ) -> None:
-    built, batch = _labelled_then_renamed(client, admin_headers, db)
+    _, batch = _labelled_then_renamed(client, admin_headers, db)
     lines = export(client, admin_headers, fmt, **batch)
     per_item = 1 if fmt == "pku-saferlhf" else 2
     assert len(lines) == 3 * per_item  # each path wrote its item
