@@ -42,6 +42,7 @@ GROUPS: dict[str, tuple[list[str], list[str]]] = {
         ["app/consensus/aggregate.py", "app/consensus/labels.py", "app/consensus/votes.py"],
         [
             "tests/test_consensus_rules.py",
+            "tests/test_consensus_units.py",
             "tests/test_export_filters.py",
             "tests/test_exports.py",
             "tests/test_export_guards.py",
