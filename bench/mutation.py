@@ -14,7 +14,7 @@ and a run that is stopped resumes where it stopped (delete .mutation/ to start o
 PostgreSQL is left out on purpose (SAFEPREF_TEST_POSTGRES_URL is unset for the run): the
 rules are the same on both backends and SQLite keeps a run within an hour on two cores.
 Surviving mutants that cannot change behaviour are listed, with the reason, in the equivalent
-mutants table of docs/contributors/mutation.md; the score leaves them out of the count.
+mutants table of docs/contributors/testing.md; the score leaves them out of the count.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 WORK = ROOT / ".mutation"
-DOC = ROOT / "docs" / "contributors" / "mutation.md"
+DOC = ROOT / "docs" / "contributors" / "testing.md"
 MUTMUT = Path(sys.executable).parent / "mutmut"
 
 # Group -> (modules to mutate, test files that exercise them). Paths are from the repository
@@ -41,41 +41,41 @@ GROUPS: dict[str, tuple[list[str], list[str]]] = {
     "consensus": (
         ["app/consensus/aggregate.py", "app/consensus/labels.py", "app/consensus/votes.py"],
         [
-            "tests/test_consensus_rules.py",
-            "tests/test_consensus_units.py",
-            "tests/test_export_filters.py",
-            "tests/test_exports.py",
-            "tests/test_export_guards.py",
+            "tests/consensus/test_consensus_rules.py",
+            "tests/consensus/test_consensus_units.py",
+            "tests/exports/test_export_filters.py",
+            "tests/exports/test_exports.py",
+            "tests/exports/test_export_guards.py",
         ],
     ),
     "exports": (
         ["app/exports/filters.py", "app/exports/formats.py"],
         [
-            "tests/test_export_filters.py",
-            "tests/test_exports.py",
-            "tests/test_export_guards.py",
-            "tests/test_export_cli.py",
+            "tests/exports/test_export_filters.py",
+            "tests/exports/test_exports.py",
+            "tests/exports/test_export_guards.py",
+            "tests/exports/test_export_cli.py",
         ],
     ),
     "annotations": (
         ["app/annotations/validation.py"],
-        ["tests/test_annotation_submit.py"],
+        ["tests/annotations/test_annotation_submit.py"],
     ),
     "csrf-access": (
-        ["app/web/csrf.py", "app/auth/access.py"],
+        ["app/core/csrf.py", "app/core/csrf_tokens.py", "app/auth/access.py"],
         [
-            "tests/test_csrf_methods.py",
-            "tests/test_auth_sessions.py",
-            "tests/test_access_matrix.py",
+            "tests/web/test_csrf_methods.py",
+            "tests/auth/test_auth_sessions.py",
+            "tests/auth/test_access_matrix.py",
         ],
     ),
     "queue": (
         ["app/batches/queue.py"],
-        ["tests/test_queue.py", "tests/test_gold_queue.py"],
+        ["tests/queue/test_queue.py", "tests/queue/test_gold_queue.py"],
     ),
     "imports": (
         ["app/imports/formats.py", "app/imports/lines.py"],
-        ["tests/test_imports.py", "tests/test_import_writer.py"],
+        ["tests/imports/test_imports.py", "tests/imports/test_import_writer.py"],
     ),
 }
 # What a copy needs besides the sources: the tests and the files the app reads at run time.
@@ -187,13 +187,11 @@ def run(group: str, jobs: int, names: list[str] | None = None) -> None:
 
 
 def tally(group: str, equivalent: dict[str, str]) -> dict[str, Tally]:
-    modules, _ = GROUPS[group]
+    """Verdicts per mutated module, from mutmut's files of the group's last run."""
     out: dict[str, Tally] = {}
-    for module in modules:
-        t = out[module] = Tally()
-        meta = WORK / group / "mutants" / (module + ".meta")
-        if not meta.exists():
-            continue
+    mutants = WORK / group / "mutants"
+    for meta in sorted(mutants.glob("app/**/*.py.meta")):
+        t = out[str(meta.relative_to(mutants))[: -len(".meta")]] = Tally()
         codes: dict[str, int | None] = json.loads(meta.read_text())["exit_code_by_key"]
         for name, code in sorted(codes.items()):
             if code in KILLED:

@@ -11,8 +11,11 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
+import pytest
 
 from app.auth.service import create_user
+
+pytestmark = pytest.mark.live
 
 PASSWORD = "password-123"
 REFUSAL = "CSRF token missing or invalid"

@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
 from app.exports.formats import FORMATS
-from tests.consensus_factory import SAFE, Built, annotate, build, payload, unsafe, user
+from tests.support.consensus_factory import SAFE, Built, annotate, build, payload, unsafe, user
 
 # The formats that write category objects, and where: this file's own list, checked against
 # every format the product has by the first test below.

@@ -19,10 +19,10 @@ from sqlalchemy.orm import Session
 from starlette.routing import Mount
 
 from app.auth.models import User
-from app.auth.security import PRESESSION_COOKIE, SESSION_COOKIE
 from app.batches.models import Batch, BatchMember
-from app.web.csrf import token_for_cookies
-from tests.access_world import PASSWORD, World, build_world, example_value, password_hash
+from app.core.cookies import PRESESSION_COOKIE, SESSION_COOKIE
+from app.core.csrf_tokens import token_for_cookies
+from tests.support.access_world import PASSWORD, World, build_world, example_value, password_hash
 
 # Every method that changes state, by HTTP's definition; kept here on purpose (see above).
 UNSAFE = ("POST", "PUT", "PATCH", "DELETE")
