@@ -157,7 +157,13 @@ def prepare(group: str, jobs: int) -> Path:
         "only_mutate": modules,
         "also_copy": ["templates", "static", "migrations", "alembic.ini"],
         "pytest_add_cli_args_test_selection": tests,
-        "pytest_add_cli_args": ["-p", "no:cacheprovider", "-m", "not browser and not slow"],
+        "pytest_add_cli_args": [
+            "-p",
+            "no:cacheprovider",
+            "-m",
+            "not browser and not slow",
+            "--timeout=0",
+        ],
         "timeout_multiplier": 10.0,
     }
     lines = ["", "[tool.mutmut]"] + [f"{key} = {json.dumps(v)}" for key, v in config.items()]

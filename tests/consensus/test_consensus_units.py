@@ -11,8 +11,13 @@ import uuid
 
 import pytest
 
-from app.consensus.aggregate import item_consensus
-from app.consensus.labels import vote_from_payload
+from app.consensus.aggregate import ResponseConsensus, item_consensus, response_consensus
+from app.consensus.labels import (
+    ResponseLabels,
+    labels_from_consensus,
+    labels_from_payload,
+    vote_from_payload,
+)
 from app.consensus.votes import ResponseVote, Vote, severity_level, severity_name
 
 
@@ -126,3 +131,97 @@ def test_min_agreement_covers_single_only_when_some_vote_gave_it() -> None:
     unanimous = item_consensus([_vote("a", True)] * 2)
     assert unanimous.min_agreement() == 1.0
     assert unanimous.min_agreement([]) == 1.0
+
+
+# --- per-response consensus and final labels ----------------------------------------------
+
+
+def _labels(*labels: ResponseVote) -> list[Vote]:
+    return [Vote(f"v{i}", {5: label}, (5,), (5,)) for i, label in enumerate(labels)]
+
+
+def test_response_consensus_reports_its_id_verdict_and_vote_count() -> None:
+    safe, bad = ResponseVote(True), ResponseVote(False, frozenset({"c"}), 2)
+    assert response_consensus(5, _labels(safe, safe, bad)) == ResponseConsensus(
+        5, True, pytest.approx(2 / 3), None, (), True, 3
+    )
+    assert response_consensus(5, _labels(safe, bad)) == ResponseConsensus(
+        5, None, 0.5, None, (), False, 2
+    )
+    assert response_consensus(5, _labels(bad, bad, safe)) == ResponseConsensus(
+        5, False, pytest.approx(2 / 3), 2, ("c",), True, 3
+    )
+    assert response_consensus(5, []) == ResponseConsensus(5, None, 0.0, None, (), False, 0)
+    assert item_consensus(_labels(safe, bad, bad)).n_votes == 3
+
+
+def test_the_inconsistency_names_the_response_ranked_first() -> None:
+    votes = [
+        Vote(
+            "a",
+            {1: ResponseVote(True), 2: ResponseVote(False, frozenset({"c"}), 1)},
+            (1, 2),
+            (2, 1),
+        )
+    ]
+    (reason,) = item_consensus(votes).reasons
+    assert reason == (
+        "response 1 is the only safe response but the harmlessness consensus ranks response 2 first"
+    )
+
+
+def test_labels_from_a_payload_follow_the_taxonomy_and_leave_absent_rankings_out() -> None:
+    body = {
+        "responses": [
+            {
+                "response_id": 1,
+                "is_safe": False,
+                "harm_categories": ["zeta", "alpha"],
+                "severity": "severe",
+            },
+            {"response_id": 2, "is_safe": True, "harm_categories": [], "severity": None},
+        ],
+        "helpfulness": [2, 1],
+    }
+    labels = labels_from_payload(body, ("zeta", "alpha"))
+    assert labels.adjudicated is True
+    assert labels.responses == {
+        1: ResponseLabels(False, ("zeta", "alpha"), 3),
+        2: ResponseLabels(True, (), 0),
+    }
+    assert (labels.helpfulness, labels.harmlessness, labels.single) == ((2, 1), None, None)
+    assert labels_from_payload(body).responses[1].categories == ("alpha", "zeta")
+    assert labels_from_payload(body, ("zeta", "alpha"), adjudicated=False).adjudicated is False
+
+
+def test_filled_labels_take_the_plurality_and_the_taxonomy_order() -> None:
+    a, b, c = (1, 2, 3), (2, 1, 3), (3, 2, 1)
+    unsafe = ResponseVote(False, frozenset({"zeta", "alpha"}), 2)
+    votes = [
+        Vote("v1", {1: ResponseVote(True), 2: ResponseVote(True)}, a, a),
+        Vote("v2", {1: unsafe, 2: ResponseVote(True)}, b, b),
+        Vote("v3", {1: ResponseVote(True), 2: ResponseVote(True)}, b, b),
+        Vote("v4", {1: unsafe, 2: ResponseVote(True)}, c, c),
+    ]
+    taxonomy = ("zeta", "alpha")
+    consensus = item_consensus(votes, taxonomy)
+    assert consensus.helpfulness.value is None and consensus.responses[1].is_safe is None
+
+    strict = labels_from_consensus(consensus, votes, taxonomy)
+    assert strict.helpfulness is None and strict.harmlessness is None
+    # The tied response 1 is left out, and the loop goes on to response 2.
+    assert strict.responses == {2: ResponseLabels(True, (), 0)}
+
+    filled = labels_from_consensus(consensus, votes, taxonomy, fill_unresolved=True)
+    assert filled.helpfulness == b and filled.harmlessness == b  # 2 of 4, ahead of a and c
+    assert filled.responses == {
+        1: ResponseLabels(False, ("zeta", "alpha"), 2),
+        2: ResponseLabels(True, (), 0),
+    }
+    assert filled.adjudicated is False
+
+
+def test_an_unsafe_consensus_without_severity_writes_level_zero() -> None:
+    votes = [Vote("v", {1: ResponseVote(False, frozenset({"c"}), None)}, (1,), (1,))]
+    labels = labels_from_consensus(item_consensus(votes), votes, ())
+    assert labels.responses == {1: ResponseLabels(False, ("c",), 0)}

@@ -175,3 +175,17 @@ def test_category_keys_are_exactly_the_taxonomy_after_a_rename(
         else [line["harm_category"] for line in lines if not line["is_safe"]]
     )
     assert unsafe_objects == [{"Spam": False, "Scam": True, "Graphic violence": False}] * 3
+
+
+def test_an_unknown_dimension_is_refused_with_the_list_of_known_ones(
+    client: TestClient, admin_headers: dict[str, str]
+) -> None:
+    r = client.get(
+        "/api/v1/exports/pku-saferlhf",
+        params={"dimensions": "helpfulness,bogus"},
+        headers=admin_headers,
+    )
+    assert r.status_code == 422
+    assert r.json()["detail"] == (
+        "dimensions: unknown dimension 'bogus'; use helpfulness, harmlessness, single, is_safe"
+    )
