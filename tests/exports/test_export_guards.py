@@ -15,6 +15,9 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
+from app.consensus.labels import FinalLabels, ResponseLabels
+from app.errors import Invalid
+from app.exports.filters import ExportFilters, has_dimensions
 from app.exports.formats import FORMATS
 from tests.support.consensus_factory import SAFE, Built, annotate, build, payload, unsafe, user
 
@@ -189,3 +192,39 @@ def test_an_unknown_dimension_is_refused_with_the_list_of_known_ones(
     assert r.json()["detail"] == (
         "dimensions: unknown dimension 'bogus'; use helpfulness, harmlessness, single, is_safe"
     )
+
+
+# --- filter validation (found by mutation testing) -------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("given", "message"),
+    [
+        ({"min_annotations": 0}, "min_annotations: must be at least 1"),
+        ({"min_agreement": -0.01}, "min_agreement: must be between 0 and 1"),
+        ({"min_agreement": 1.01}, "min_agreement: must be between 0 and 1"),
+        ({"test_fraction": 0.0}, "test_fraction: must be strictly between 0 and 1"),
+        ({"test_fraction": 1.0}, "test_fraction: must be strictly between 0 and 1"),
+    ],
+)
+def test_export_filters_refuse_values_out_of_range(given: dict[str, Any], message: str) -> None:
+    with pytest.raises(Invalid) as refused:
+        ExportFilters(**given)
+    assert refused.value.detail == message
+
+
+def test_export_filters_accept_the_edges_of_their_ranges() -> None:
+    for given in (
+        {"min_annotations": 1},
+        {"min_agreement": 0.0},
+        {"min_agreement": 1.0},
+        {"test_fraction": 0.001},
+        {"test_fraction": 0.999},
+    ):
+        ExportFilters(**given)  # type: ignore[arg-type]
+
+
+def test_safety_needs_a_label_for_every_response() -> None:
+    labels = FinalLabels(None, None, None, {1: ResponseLabels(True, (), 0)})
+    assert has_dimensions(labels, ("is_safe",), [1]) is True
+    assert has_dimensions(labels, ("is_safe",), [1, 2]) is False
