@@ -69,7 +69,7 @@ def test_live_put_patch_delete_need_the_token_and_empty_bearer_does_not_exempt(
     body = {"current_password": PASSWORD, "new_password": new_password}
     cookies = "; ".join(f"{k}={v}" for k, v in browser.cookies.items())
 
-    with browser:
+    try:
         for headers in ({}, {"Authorization": "Bearer"}, {"Authorization": "Basic eDp5"}):
             response = browser.put("/api/v1/me/password", json=body, headers=headers)
             assert response.status_code == 403 and REFUSAL in response.text, headers
@@ -92,4 +92,6 @@ def test_live_put_patch_delete_need_the_token_and_empty_bearer_does_not_exempt(
         # With the token the same request changes the password: the refusals were CSRF's.
         changed = browser.put("/api/v1/me/password", json=body, headers={"X-CSRF-Token": token})
         assert changed.status_code == 204, changed.text
+    finally:
+        browser.close()
     _log_in(live_server.url, name, new_password)[0].close()

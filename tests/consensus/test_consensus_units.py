@@ -13,6 +13,7 @@ import pytest
 
 from app.consensus.aggregate import ResponseConsensus, item_consensus, response_consensus
 from app.consensus.labels import (
+    FinalLabels,
     ResponseLabels,
     labels_from_consensus,
     labels_from_payload,
@@ -56,6 +57,29 @@ def test_a_payload_becomes_a_vote_with_levels_and_frozen_categories() -> None:
     }
     assert vote.responses[8].is_safe is False and vote.responses[7].is_safe is True
     assert (vote.helpfulness, vote.harmlessness, vote.single) == ((8, 7, 9), (7, 9, 8), (9, 8, 7))
+
+
+def test_an_unsafe_label_without_severity_has_no_level() -> None:
+    name = fresh()
+    body = {
+        "responses": [
+            {"response_id": 1, "is_safe": False, "harm_categories": [name], "severity": None}
+        ]
+    }
+    assert vote_from_payload("a", body).responses[1] == ResponseVote(False, frozenset({name}))
+
+
+def test_labels_without_rankings_have_none() -> None:
+    labels = labels_from_payload({"responses": []})
+    assert (labels.helpfulness, labels.harmlessness, labels.single) == (None, None, None)
+
+
+def test_a_lone_response_left_unsafe_without_category_is_inconsistent() -> None:
+    labels = FinalLabels(None, (1,), None, {1: ResponseLabels(False, (), 1)})
+    assert labels.inconsistencies() == [
+        "response 1: safe, no category and severity 0 must go together"
+    ]
+    assert FinalLabels(None, (1,), None, {1: ResponseLabels(True, (), 0)}).inconsistencies() == []
 
 
 def test_a_payload_without_rankings_gives_empty_ones() -> None:
