@@ -205,6 +205,10 @@ def test_an_unknown_dimension_is_refused_with_the_list_of_known_ones(
         ({"min_agreement": 1.01}, "min_agreement: must be between 0 and 1"),
         ({"test_fraction": 0.0}, "test_fraction: must be strictly between 0 and 1"),
         ({"test_fraction": 1.0}, "test_fraction: must be strictly between 0 and 1"),
+        (
+            {"dimensions": ("bogus",)},
+            "dimensions: unknown dimension 'bogus'; use helpfulness, harmlessness, single, is_safe",
+        ),
     ],
 )
 def test_export_filters_refuse_values_out_of_range(given: dict[str, Any], message: str) -> None:
