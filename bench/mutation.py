@@ -141,7 +141,7 @@ def check_paths() -> None:
         )
 
 
-def prepare(group: str, jobs: int) -> Path:
+def prepare(group: str) -> Path:
     """A copy of the checkout with a mutmut config for this group only."""
     modules, tests = GROUPS[group]
     where = WORK / group
@@ -175,7 +175,7 @@ def prepare(group: str, jobs: int) -> Path:
 def run(group: str, jobs: int, names: list[str] | None = None) -> None:
     """mutmut run for the group: new mutants, or only `names` (mutmut keeps earlier verdicts
     unless a mutant is named, so survivors are named to be tested again)."""
-    where = prepare(group, jobs)
+    where = prepare(group)
     env = {k: v for k, v in os.environ.items() if k not in ("SAFEPREF_TEST_POSTGRES_URL", "CI")}
     started = time.monotonic()
     print(f"== {group}: mutmut run in {where.relative_to(ROOT)}", flush=True)
