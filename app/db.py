@@ -10,8 +10,7 @@ from typing import Annotated, Any, ClassVar, TypeVar
 
 from fastapi import Depends, Request
 from fastapi.concurrency import run_in_threadpool
-from psycopg_pool import AsyncConnectionPool
-from sqlalchemy import JSON, DateTime, Engine, MetaData, create_engine, event, make_url
+from sqlalchemy import JSON, DateTime, Engine, MetaData, create_engine, event
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
@@ -148,51 +147,3 @@ async def run_in_session(request: Request, work: Callable[[Session], T]) -> T:
             return work(session)
 
     return await run_in_threadpool(run)
-
-
-class HotPool:
-    """PostgreSQL connections for the queue's hot path (`next` and the submit): psycopg's
-    async pool in autocommit mode, used from the event loop. No worker thread, no ORM session,
-    no BEGIN or COMMIT: one round trip per call of a queue function (app/batches/queue_pg.py).
-    Opened on first use, in the loop that serves the app; closed with the app's lifespan.
-
-    Not used while `get_session` is overridden: tests run each case in one transaction that is
-    rolled back, which only the overriding session can see. The live-server tests
-    (tests/queue/test_queue_concurrency.py, with a PostgreSQL restart) exercise this path.
-    """
-
-    def __init__(self, settings: Settings) -> None:
-        url = make_url(settings.database_url).set(drivername="postgresql")
-        self._pool = AsyncConnectionPool(
-            url.render_as_string(hide_password=False),
-            min_size=1,
-            max_size=settings.db_hot_pool_size,
-            # Waiting longer than a connect would take means the database is gone: 503.
-            timeout=settings.db_connect_timeout_seconds,
-            open=False,
-            kwargs={
-                "autocommit": True,
-                "connect_timeout": settings.db_connect_timeout_seconds,
-                "options": f"-c statement_timeout={settings.db_statement_timeout_ms}",
-            },
-        )
-        self._opened = False
-
-    async def get(self) -> AsyncConnectionPool:
-        if not self._opened:
-            self._opened = True
-            await self._pool.open(wait=False)
-        return self._pool
-
-    async def close(self) -> None:
-        if self._opened:
-            await self._pool.close()
-
-
-async def hot_pool(request: Request) -> AsyncConnectionPool | None:
-    """The hot path's pool on PostgreSQL; None on SQLite or while `get_session` is
-    overridden (then the request's session serves, through `run_in_session`)."""
-    pool: HotPool | None = getattr(request.app.state, "hot_pool", None)
-    if pool is None or get_session in request.app.dependency_overrides:
-        return None
-    return await pool.get()

@@ -37,8 +37,7 @@ from app.annotations.presenter import (
 from app.auth.access import allow
 from app.auth.dependencies import CurrentUser
 from app.auth.models import User
-from app.batches import queue
-from app.batches.models import Assignment, Batch
+from app.batches.models import Assignment, AssignmentStatus, Batch
 from app.batches.pages import assignment_url, done_url
 from app.batches.service import is_member
 from app.core.htmx import is_htmx
@@ -47,6 +46,7 @@ from app.db import DbSession, utcnow
 from app.errors import Invalid, NotFound
 from app.items.models import Item
 from app.projects.category_help import category_help
+from app.queue import front
 
 router = APIRouter(tags=["pages"], include_in_schema=False)
 MY_WORK_PAGE = 50
@@ -138,7 +138,7 @@ def annotate_page(
 
 def _next(request: Request, session: DbSession, batch: Batch, user: User) -> Response:
     """After a submit or skip: the next item (a fragment for htmx), or the batch-done page."""
-    lease = queue.next_assignment(session, batch, user)
+    lease = front.next_assignment(session, batch, user)
     if not is_htmx(request):
         target = done_url(batch.id) if lease is None else assignment_url(lease.assignment.id)
         return RedirectResponse(target, status_code=303)
@@ -161,7 +161,7 @@ def submit_page(
 ) -> Response:
     now = utcnow()
     view = _own_view(session, assignment_id, user)
-    was_submitted = view.assignment.status == "submitted"
+    was_submitted = view.assignment.status == AssignmentStatus.SUBMITTED
     try:
         body = annotation_from_form(complete_rankings(form, view), view)
         body = body.model_copy(
@@ -170,7 +170,7 @@ def submit_page(
                 "suggestion_viewed": form.get("suggestion_viewed") == "1",
             }
         )
-        service.submit(session, assignment_id, user, body, now=now)
+        front.submit(session, assignment_id, user, body, now=now)
     except Invalid as exc:
         session.rollback()
         view = _own_view(session, assignment_id, user)
@@ -204,7 +204,7 @@ def skip_page(
 ) -> Response:
     view = _own_view(session, assignment_id, user)
     reason = str(form.get("reason") or "")[:2000]
-    service.skip(session, assignment_id, user, reason or None)
+    front.skip(session, assignment_id, user, reason or None)
     return _next(request, session, view.batch, user)
 
 
