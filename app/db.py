@@ -13,11 +13,16 @@ from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import JSON, DateTime, Engine, MetaData, create_engine, event
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+from sqlalchemy.sql import Executable
 from sqlalchemy.types import TypeDecorator
 
 from app.config import Settings, get_settings
 
 T = TypeVar("T")
+
+# Execution option (and Session.info key) of read-only work; see `_configure_sqlite`.
+READ_ONLY = "safepref_read_only"
+READ_METHODS = frozenset({"GET", "HEAD"})
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -72,9 +77,23 @@ def _configure_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
-        # Take the write lock up front: two deferred transactions that both read then write
-        # would otherwise deadlock and one would fail with "database is locked".
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # A read-only transaction (`reading`) is deferred: it takes no lock, and in WAL mode it
+        # neither waits for writers nor holds them up. Everything else takes the write lock up
+        # front (IMMEDIATE), waiting for it under busy_timeout.
+        #
+        # Why no path can get "database is locked" from a deferred transaction: that error
+        # comes from a deferred transaction that has read and then tries to write after
+        # another connection committed (its snapshot is stale, so SQLite fails it at once
+        # instead of waiting). `query_only` makes any write in a read-only transaction fail on
+        # every run, whatever the timing, so a read path that writes is caught by the first
+        # test that takes it, never by a race in production. A read request that must record
+        # something does it apart, in a short write transaction of its own (`write_apart`).
+        if conn.get_execution_options().get(READ_ONLY):
+            conn.exec_driver_sql("PRAGMA query_only = ON")
+            conn.exec_driver_sql("BEGIN")
+        else:
+            conn.exec_driver_sql("PRAGMA query_only = OFF")
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def make_engine(settings: Settings) -> Engine:
@@ -113,12 +132,43 @@ def get_engine() -> Engine:
 
 @lru_cache
 def get_sessionmaker() -> sessionmaker[Session]:
+    """Sessions that may write (on SQLite: BEGIN IMMEDIATE)."""
     return sessionmaker(bind=get_engine(), expire_on_commit=False)
 
 
-def get_session() -> Iterator[Session]:
-    """One session per request. Services flush; this commits, or rolls back on any error."""
-    session = get_sessionmaker()()
+@lru_cache
+def get_read_sessionmaker() -> sessionmaker[Session]:
+    """Sessions that only read (on SQLite: a deferred, query-only transaction; elsewhere the
+    same sessions as `get_sessionmaker`)."""
+    engine = get_engine()
+    if engine.dialect.name != "sqlite":
+        return get_sessionmaker()
+    return sessionmaker(bind=reading(engine), expire_on_commit=False, info={READ_ONLY: True})
+
+
+def reading(engine: Engine) -> Engine:
+    """`engine` for read-only work: on SQLite its transactions are deferred and refuse writes
+    (see `_configure_sqlite`); elsewhere it is `engine` itself."""
+    if engine.dialect.name != "sqlite":
+        return engine
+    return engine.execution_options(**{READ_ONLY: True})
+
+
+def write_apart(session: Session, statement: Executable) -> None:
+    """Runs a small write that a read request has to make (a token's last use): in `session`
+    when it may write, else in a short write transaction of its own, so that the request's
+    read transaction never turns into a write (see `_configure_sqlite`)."""
+    if not session.info.get(READ_ONLY):
+        session.execute(statement)
+        return
+    bind = session.get_bind()
+    assert isinstance(bind, Engine)
+    with Session(bind.execution_options(**{READ_ONLY: False})) as writer, writer.begin():
+        writer.execute(statement)
+
+
+def _transaction(maker: sessionmaker[Session]) -> Iterator[Session]:
+    session = maker()
     try:
         yield session
         session.commit()
@@ -129,21 +179,37 @@ def get_session() -> Iterator[Session]:
         session.close()
 
 
+def get_session(request: Request) -> Iterator[Session]:
+    """One session per request. Services flush; this commits, or rolls back on any error.
+
+    GET and HEAD requests read only: on SQLite they get a deferred transaction, and take no
+    write lock (`get_read_sessionmaker`). Every other method may write and begins with the
+    write lock."""
+    read_only = request.method in READ_METHODS
+    yield from _transaction(get_read_sessionmaker() if read_only else get_sessionmaker())
+
+
+@contextmanager
+def _write_transaction() -> Iterator[Session]:
+    yield from _transaction(get_sessionmaker())
+
+
 # scope="function": the commit happens before the response leaves, so an acknowledged write
 # is a committed write.
 DbSession = Annotated[Session, Depends(get_session, scope="function")]
 
 
 async def run_in_session(request: Request, work: Callable[[Session], T]) -> T:
-    """Runs `work` with the request's session (the `get_session` dependency, or its
-    override) in one worker thread, committing before it returns: what an async endpoint
+    """Runs `work` with a write session (or the override of `get_session`) in one worker
+    thread, committing before it returns: what an async endpoint
     does instead of a `DbSession` parameter. The hot endpoints use it, because each sync
     dependency or endpoint is a thread hop of its own, and those hops cost more CPU than the
     queue's work does."""
-    provider = request.app.dependency_overrides.get(get_session, get_session)
+    override = request.app.dependency_overrides.get(get_session)
+    scope = contextmanager(override)() if override else _write_transaction()
 
     def run() -> T:
-        with contextmanager(provider)() as session:
+        with scope as session:
             return work(session)
 
     return await run_in_threadpool(run)

@@ -276,7 +276,6 @@ def _pages(
                 ),
             ):
                 positions.setdefault(item_id, {})[rid] = position
-        session.commit()  # short read transactions: never hold SQLite's lock for the whole scan
         yield positions, rows
 
 

@@ -25,7 +25,7 @@ from app.consensus.batch_metrics import batch_metrics
 from app.consensus.schemas import AgreementOut, BatchMetricsOut
 from app.dashboard.cache import Cached, SnapshotCache
 from app.dashboard.gold import GoldScore, gold_scores
-from app.db import utcnow
+from app.db import reading, utcnow
 from app.errors import NotFound
 from app.items.models import GoldLabel
 from app.projects.models import Project
@@ -240,7 +240,7 @@ GROUP BY 1
 
 
 def _distributions_apart(engine: Engine, batch_id: int) -> tuple[dict[str, int], dict[str, int]]:
-    with Session(engine) as session:
+    with Session(reading(engine)) as session:
         return label_distributions(session, batch_id)
 
 
