@@ -84,7 +84,11 @@ def page_context(
 ) -> dict[str, Any]:
     a, project = view.assignment, view.project
     now = now or utcnow()
-    editable = view.batch.is_open and a.status in ("leased", "expired", "submitted")
+    editable = view.batch.is_open and a.status in (
+        AssignmentStatus.LEASED,
+        AssignmentStatus.EXPIRED,
+        AssignmentStatus.SUBMITTED,
+    )
     return {
         "view": view,
         "a": a,
@@ -106,8 +110,9 @@ def page_context(
         "suggestion": suggestion_for(session, view),
         "progress": page_progress(session, view.batch, user.id),
         "editable": editable,
-        "revising": a.status == "submitted",
-        "lease_expired": a.status == "expired" or (a.status == "leased" and a.leased_until < now),
+        "revising": a.status == AssignmentStatus.SUBMITTED,
+        "lease_expired": a.status == AssignmentStatus.EXPIRED
+        or (a.status == AssignmentStatus.LEASED and a.leased_until < now),
         "prior_ms": prior_ms,
         "my_work_url": my_work_url(view.batch.id),
         "done_url": done_url(view.batch.id),
@@ -229,7 +234,7 @@ def my_work_page(
         .where(
             Assignment.batch_id == batch_id,
             Assignment.annotator_id == user.id,
-            Assignment.status.in_(("submitted", "skipped")),
+            Assignment.status.in_((AssignmentStatus.SUBMITTED, AssignmentStatus.SKIPPED)),
         )
         .order_by(Assignment.id.desc())
         .limit(MY_WORK_PAGE)

@@ -11,7 +11,7 @@ from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
 from app.auth.models import User
-from app.batches.models import Assignment, Batch, BatchItem, BatchMember
+from app.batches.models import Assignment, AssignmentStatus, Batch, BatchItem, BatchMember
 from app.db import utcnow
 from app.errors import Conflict, Invalid, NotFound
 from app.items.models import Item
@@ -212,9 +212,14 @@ def batch_progress(session: Session, batch: Batch, now: datetime | None = None) 
     ).one()
     leased, skipped = session.execute(
         select(
-            func.count().filter(Assignment.status == "leased", Assignment.leased_until >= now),
-            func.count().filter(Assignment.status == "skipped"),
-        ).where(Assignment.batch_id == batch.id, Assignment.status.in_(("leased", "skipped")))
+            func.count().filter(
+                Assignment.status == AssignmentStatus.LEASED, Assignment.leased_until >= now
+            ),
+            func.count().filter(Assignment.status == AssignmentStatus.SKIPPED),
+        ).where(
+            Assignment.batch_id == batch.id,
+            Assignment.status.in_((AssignmentStatus.LEASED, AssignmentStatus.SKIPPED)),
+        )
     ).one()
     return Progress(
         items=items,
@@ -236,9 +241,11 @@ def annotator_counts(
     query = (
         select(
             Assignment.annotator_id,
-            func.count().filter(Assignment.status == "submitted"),
-            func.count().filter(Assignment.status == "skipped"),
-            func.count().filter(Assignment.status == "leased", Assignment.leased_until >= now),
+            func.count().filter(Assignment.status == AssignmentStatus.SUBMITTED),
+            func.count().filter(Assignment.status == AssignmentStatus.SKIPPED),
+            func.count().filter(
+                Assignment.status == AssignmentStatus.LEASED, Assignment.leased_until >= now
+            ),
         )
         .where(Assignment.batch_id == batch_id)
         .group_by(Assignment.annotator_id)
