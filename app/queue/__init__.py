@@ -3,9 +3,9 @@
 Callers use app/queue/front.py only; it picks the backend. SQLite runs the ORM implementation
 (orm.py); PostgreSQL runs the functions whose canonical source is sql/*.sql (postgres.py calls
 them). Refusals are written once, in messages.py, as codes the SQL returns and texts Python
-gives them. app/queue/README.md is the contributor's guide (changing a function: edit its
-.sql file, add a migration with a frozen copy; tests compare the live functions with the
-files).
+gives them. docs/contributors/queue.md is the contributor's guide (changing a function:
+edit its .sql file, add a migration with a frozen copy; a test compares the installed
+functions with the files).
 
 Promises: an annotator never gets the same item twice in a batch; an item never has more than
 `overlap` live-or-submitted assignments; an unexpired lease is handed back to its holder;
