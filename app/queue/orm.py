@@ -69,7 +69,9 @@ def next_lease(
 ) -> Lease | None:
     """The caller's next assignment in `batch` (app/queue/front.py `next_assignment`)."""
     if not lock_membership(session, batch.id, user.id):
-        refusal = messages.Refusal.NOT_MEMBER_ADMIN if user.is_admin else "not_member"
+        refusal = (
+            messages.Refusal.NOT_MEMBER_ADMIN if user.is_admin else messages.Refusal.NOT_MEMBER
+        )
         raise messages.next_refused(refusal, batch.id, admin_hint=admin_hint)
     if not batch.is_open:
         raise messages.closed(batch.id)
