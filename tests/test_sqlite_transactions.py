@@ -20,8 +20,8 @@ from app.auth.models import ApiToken, User
 from app.auth.service import create_token
 from app.config import Settings
 from app.db import make_engine, reading
-from tests.live_server import app_server
-from tests.queue_factory import quick_users
+from tests.support.live_server import app_server
+from tests.support.queue_factory import quick_users
 
 
 @pytest.fixture
@@ -74,6 +74,7 @@ def test_a_read_only_transaction_refuses_any_write(database: tuple[Path, Engine]
 
 
 @pytest.mark.slow
+@pytest.mark.live
 def test_get_requests_answer_while_a_writer_holds_the_lock(
     database: tuple[Path, Engine],
 ) -> None:

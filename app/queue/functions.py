@@ -3,7 +3,7 @@
 A migration never reads these files: it embeds a frozen copy of the text it installs, so
 that upgrading through history always installs what that revision meant. To change a
 function, edit its file here and add a migration that installs a copy of the new text;
-tests/test_queue_functions.py fails while the functions in a migrated database differ from
+tests/queue/test_queue_functions.py fails while the functions in a migrated database differ from
 these files.
 """
 

@@ -237,7 +237,7 @@ class HotPool:
 
     Not used while `get_session` is overridden: tests run each case in one transaction that is
     rolled back, which only the overriding session can see. The live-server tests
-    (tests/test_queue_concurrency.py, with a PostgreSQL restart) exercise this path.
+    (tests/queue/test_queue_concurrency.py, with a PostgreSQL restart) exercise this path.
     """
 
     def __init__(self, settings: Settings) -> None:
