@@ -177,15 +177,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", default="", help="what the token is for")
     p.set_defaults(handler=_create_token)
 
+    from app.imports.formats import FORMAT_CHOICES, LABELS_AS
+
     p = sub.add_parser("import", help="import a JSONL file into a project")
     p.add_argument("file")
     p.add_argument("--project", required=True, help="project name (created if missing)")
     p.add_argument(
         "--format",
         default="auto",
-        choices=["auto", "pku-saferlhf", "pku-saferlhf-qa", "beavertails", "generic"],
+        choices=FORMAT_CHOICES,
     )
-    p.add_argument("--labels-as", default="ignore", choices=["reference", "ignore"])
+    p.add_argument("--labels-as", default="ignore", choices=LABELS_AS)
     p.add_argument(
         "--taxonomy",
         default="pku-saferlhf-19",

@@ -47,7 +47,7 @@ class Settings(BaseSettings):
     db_pool_size: int = Field(default=20, ge=1)
     db_max_overflow: int = 10
     # PostgreSQL only: connections of the queue's hot path (next and submit), which runs in
-    # the event loop on a pool of its own (app/db.py, HotPool).
+    # the event loop on a pool of its own (app/queue/postgres.py, HotPool).
     db_hot_pool_size: int = Field(default=10, ge=1)
     db_connect_timeout_seconds: int = 3
     # Statement timeout on PostgreSQL so that a stuck query fails instead of hanging a worker.

@@ -10,15 +10,19 @@ from typing import Annotated, Any, ClassVar, TypeVar
 
 from fastapi import Depends, Request
 from fastapi.concurrency import run_in_threadpool
-from psycopg_pool import AsyncConnectionPool
-from sqlalchemy import JSON, DateTime, Engine, MetaData, create_engine, event, make_url
+from sqlalchemy import JSON, DateTime, Engine, MetaData, create_engine, event
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+from sqlalchemy.sql import Executable
 from sqlalchemy.types import TypeDecorator
 
 from app.config import Settings, get_settings
 
 T = TypeVar("T")
+
+# Execution option (and Session.info key) of read-only work; see `_configure_sqlite`.
+READ_ONLY = "safepref_read_only"
+READ_METHODS = frozenset({"GET", "HEAD"})
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -73,9 +77,23 @@ def _configure_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
-        # Take the write lock up front: two deferred transactions that both read then write
-        # would otherwise deadlock and one would fail with "database is locked".
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # A read-only transaction (`reading`) is deferred: it takes no lock, and in WAL mode it
+        # neither waits for writers nor holds them up. Everything else takes the write lock up
+        # front (IMMEDIATE), waiting for it under busy_timeout.
+        #
+        # Why no path can get "database is locked" from a deferred transaction: that error
+        # comes from a deferred transaction that has read and then tries to write after
+        # another connection committed (its snapshot is stale, so SQLite fails it at once
+        # instead of waiting). `query_only` makes any write in a read-only transaction fail on
+        # every run, whatever the timing, so a read path that writes is caught by the first
+        # test that takes it, never by a race in production. A read request that must record
+        # something does it apart, in a short write transaction of its own (`write_apart`).
+        if conn.get_execution_options().get(READ_ONLY):
+            conn.exec_driver_sql("PRAGMA query_only = ON")
+            conn.exec_driver_sql("BEGIN")
+        else:
+            conn.exec_driver_sql("PRAGMA query_only = OFF")
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def make_engine(settings: Settings) -> Engine:
@@ -114,12 +132,43 @@ def get_engine() -> Engine:
 
 @lru_cache
 def get_sessionmaker() -> sessionmaker[Session]:
+    """Sessions that may write (on SQLite: BEGIN IMMEDIATE)."""
     return sessionmaker(bind=get_engine(), expire_on_commit=False)
 
 
-def get_session() -> Iterator[Session]:
-    """One session per request. Services flush; this commits, or rolls back on any error."""
-    session = get_sessionmaker()()
+@lru_cache
+def get_read_sessionmaker() -> sessionmaker[Session]:
+    """Sessions that only read (on SQLite: a deferred, query-only transaction; elsewhere the
+    same sessions as `get_sessionmaker`)."""
+    engine = get_engine()
+    if engine.dialect.name != "sqlite":
+        return get_sessionmaker()
+    return sessionmaker(bind=reading(engine), expire_on_commit=False, info={READ_ONLY: True})
+
+
+def reading(engine: Engine) -> Engine:
+    """`engine` for read-only work: on SQLite its transactions are deferred and refuse writes
+    (see `_configure_sqlite`); elsewhere it is `engine` itself."""
+    if engine.dialect.name != "sqlite":
+        return engine
+    return engine.execution_options(**{READ_ONLY: True})
+
+
+def write_apart(session: Session, statement: Executable) -> None:
+    """Runs a small write that a read request has to make (a token's last use): in `session`
+    when it may write, else in a short write transaction of its own, so that the request's
+    read transaction never turns into a write (see `_configure_sqlite`)."""
+    if not session.info.get(READ_ONLY):
+        session.execute(statement)
+        return
+    bind = session.get_bind()
+    assert isinstance(bind, Engine)
+    with Session(bind.execution_options(**{READ_ONLY: False})) as writer, writer.begin():
+        writer.execute(statement)
+
+
+def _transaction(maker: sessionmaker[Session]) -> Iterator[Session]:
+    session = maker()
     try:
         yield session
         session.commit()
@@ -130,69 +179,37 @@ def get_session() -> Iterator[Session]:
         session.close()
 
 
+def get_session(request: Request) -> Iterator[Session]:
+    """One session per request. Services flush; this commits, or rolls back on any error.
+
+    GET and HEAD requests read only: on SQLite they get a deferred transaction, and take no
+    write lock (`get_read_sessionmaker`). Every other method may write and begins with the
+    write lock."""
+    read_only = request.method in READ_METHODS
+    yield from _transaction(get_read_sessionmaker() if read_only else get_sessionmaker())
+
+
+@contextmanager
+def _write_transaction() -> Iterator[Session]:
+    yield from _transaction(get_sessionmaker())
+
+
 # scope="function": the commit happens before the response leaves, so an acknowledged write
 # is a committed write.
 DbSession = Annotated[Session, Depends(get_session, scope="function")]
 
 
 async def run_in_session(request: Request, work: Callable[[Session], T]) -> T:
-    """Runs `work` with the request's session (the `get_session` dependency, or its
-    override) in one worker thread, committing before it returns: what an async endpoint
+    """Runs `work` with a write session (or the override of `get_session`) in one worker
+    thread, committing before it returns: what an async endpoint
     does instead of a `DbSession` parameter. The hot endpoints use it, because each sync
     dependency or endpoint is a thread hop of its own, and those hops cost more CPU than the
     queue's work does."""
-    provider = request.app.dependency_overrides.get(get_session, get_session)
+    override = request.app.dependency_overrides.get(get_session)
+    scope = contextmanager(override)() if override else _write_transaction()
 
     def run() -> T:
-        with contextmanager(provider)() as session:
+        with scope as session:
             return work(session)
 
     return await run_in_threadpool(run)
-
-
-class HotPool:
-    """PostgreSQL connections for the queue's hot path (`next` and the submit): psycopg's
-    async pool in autocommit mode, used from the event loop. No worker thread, no ORM session,
-    no BEGIN or COMMIT: one round trip per call of a queue function (app/batches/queue_pg.py).
-    Opened on first use, in the loop that serves the app; closed with the app's lifespan.
-
-    Not used while `get_session` is overridden: tests run each case in one transaction that is
-    rolled back, which only the overriding session can see. The live-server tests
-    (tests/queue/test_queue_concurrency.py, with a PostgreSQL restart) exercise this path.
-    """
-
-    def __init__(self, settings: Settings) -> None:
-        url = make_url(settings.database_url).set(drivername="postgresql")
-        self._pool = AsyncConnectionPool(
-            url.render_as_string(hide_password=False),
-            min_size=1,
-            max_size=settings.db_hot_pool_size,
-            # Waiting longer than a connect would take means the database is gone: 503.
-            timeout=settings.db_connect_timeout_seconds,
-            open=False,
-            kwargs={
-                "autocommit": True,
-                "connect_timeout": settings.db_connect_timeout_seconds,
-                "options": f"-c statement_timeout={settings.db_statement_timeout_ms}",
-            },
-        )
-        self._opened = False
-
-    async def get(self) -> AsyncConnectionPool:
-        if not self._opened:
-            self._opened = True
-            await self._pool.open(wait=False)
-        return self._pool
-
-    async def close(self) -> None:
-        if self._opened:
-            await self._pool.close()
-
-
-async def hot_pool(request: Request) -> AsyncConnectionPool | None:
-    """The hot path's pool on PostgreSQL; None on SQLite or while `get_session` is
-    overridden (then the request's session serves, through `run_in_session`)."""
-    pool: HotPool | None = getattr(request.app.state, "hot_pool", None)
-    if pool is None or get_session in request.app.dependency_overrides:
-        return None
-    return await pool.get()

@@ -23,13 +23,13 @@ from app.consensus import router as consensus_router
 from app.core.csrf import CSRFMiddleware
 from app.dashboard import pages as dashboard_pages
 from app.dashboard import router as dashboard_router
-from app.db import HotPool
 from app.exports import router as exports_router
 from app.imports import router as imports_router
 from app.items import router as items_router
 from app.migrate import resource_path
 from app.projects import pages as project_pages
 from app.projects import router as projects_router
+from app.queue.postgres import HotPool
 from app.web import home
 from app.web.bodies import BodyLimits
 from app.web.errors import install_error_handlers

@@ -37,8 +37,7 @@ from app.annotations.presenter import (
 from app.auth.access import allow
 from app.auth.dependencies import CurrentUser
 from app.auth.models import User
-from app.batches import queue
-from app.batches.models import Assignment, Batch
+from app.batches.models import Assignment, AssignmentStatus, Batch
 from app.batches.pages import assignment_url, done_url
 from app.batches.service import is_member
 from app.core.csrf_tokens import CSRF_FIELD
@@ -48,6 +47,7 @@ from app.db import DbSession, utcnow
 from app.errors import Conflict, Invalid, NotFound
 from app.items.models import Item
 from app.projects.category_help import category_help
+from app.queue import front
 
 router = APIRouter(tags=["pages"], include_in_schema=False)
 MY_WORK_PAGE = 50
@@ -66,7 +66,11 @@ def my_work_url(batch_id: int) -> str:
 
 
 def is_editable(view: service.AssignmentView) -> bool:
-    return view.batch.is_open and view.assignment.status in ("leased", "expired", "submitted")
+    return view.batch.is_open and view.assignment.status in (
+        AssignmentStatus.LEASED,
+        AssignmentStatus.EXPIRED,
+        AssignmentStatus.SUBMITTED,
+    )
 
 
 def suggestion_url(assignment_id: int) -> str:
@@ -128,8 +132,9 @@ def page_context(
         "suggestion_url": suggestion_url(a.id),
         "progress": page_progress(session, view.batch, user.id),
         "editable": editable,
-        "revising": a.status == "submitted",
-        "lease_expired": a.status == "expired" or (a.status == "leased" and a.leased_until < now),
+        "revising": a.status == AssignmentStatus.SUBMITTED,
+        "lease_expired": a.status == AssignmentStatus.EXPIRED
+        or (a.status == AssignmentStatus.LEASED and a.leased_until < now),
         "prior_ms": prior_ms,
         "my_work_url": my_work_url(view.batch.id),
         "done_url": done_url(view.batch.id),
@@ -160,7 +165,7 @@ def annotate_page(
 
 def _next(request: Request, session: DbSession, batch: Batch, user: User) -> Response:
     """After a submit or skip: the next item (a fragment for htmx), or the batch-done page."""
-    lease = queue.next_assignment(session, batch, user)
+    lease = front.next_assignment(session, batch, user)
     if not is_htmx(request):
         target = done_url(batch.id) if lease is None else assignment_url(lease.assignment.id)
         return RedirectResponse(target, status_code=303)
@@ -183,7 +188,7 @@ def submit_page(
 ) -> Response:
     now = utcnow()
     view = _own_view(session, assignment_id, user)
-    was_submitted = view.assignment.status == "submitted"
+    was_submitted = view.assignment.status == AssignmentStatus.SUBMITTED
     try:
         body = annotation_from_form(complete_rankings(form, view), view)
         body = body.model_copy(
@@ -193,7 +198,7 @@ def submit_page(
                 "suggestion_viewed": suggestion_was_viewed(view),
             }
         )
-        service.submit(session, assignment_id, user, body, now=now)
+        front.submit(session, assignment_id, user, body, now=now)
     except Invalid as exc:
         session.rollback()
         view = _own_view(session, assignment_id, user)
@@ -267,7 +272,7 @@ def skip_page(
 ) -> Response:
     view = _own_view(session, assignment_id, user)
     reason = str(form.get("reason") or "")[:2000]
-    service.skip(session, assignment_id, user, reason or None)
+    front.skip(session, assignment_id, user, reason or None)
     return _next(request, session, view.batch, user)
 
 
@@ -292,7 +297,7 @@ def my_work_page(
         .where(
             Assignment.batch_id == batch_id,
             Assignment.annotator_id == user.id,
-            Assignment.status.in_(("submitted", "skipped")),
+            Assignment.status.in_((AssignmentStatus.SUBMITTED, AssignmentStatus.SKIPPED)),
         )
         .order_by(Assignment.id.desc())
         .limit(MY_WORK_PAGE)

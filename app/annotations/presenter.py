@@ -19,7 +19,7 @@ from app.annotations.forms import DIMENSIONS
 from app.annotations.schemas import MAX_DURATION_MS
 from app.annotations.service import AssignmentView
 from app.batches.answer_keys import batch_has_answer_keys
-from app.batches.models import Assignment, Batch, BatchItem
+from app.batches.models import Assignment, AssignmentStatus, Batch, BatchItem
 from app.errors import Invalid
 from app.items.models import ReferenceLabel
 from app.projects.markdown import render_markdown
@@ -130,7 +130,7 @@ def form_duration_ms(form: FormData, view: AssignmentView, now: datetime) -> int
     if measured is not None and measured >= 0:
         return min(measured, MAX_DURATION_MS)
     assignment = view.assignment
-    if assignment.status not in ("leased", "expired"):
+    if assignment.status not in (AssignmentStatus.LEASED, AssignmentStatus.EXPIRED):
         return None
     lease_ms = view.batch.lease_seconds * 1000
     started = assignment.leased_until.timestamp() * 1000 - lease_ms
@@ -255,7 +255,7 @@ def page_progress(session: Session, batch: Batch, user_id: int) -> PageProgress:
         select(func.count()).where(
             Assignment.batch_id == batch.id,
             Assignment.annotator_id == user_id,
-            Assignment.status == "submitted",
+            Assignment.status == AssignmentStatus.SUBMITTED,
         )
     )
     return PageProgress(items * batch.overlap, submitted, int(mine or 0))

@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-from functools import partial
-from typing import Any, cast
-
 from fastapi import APIRouter, Request, Response
-from sqlalchemy.orm import Session
 
 from app.annotations import service
 from app.annotations.schemas import (
@@ -17,33 +13,30 @@ from app.annotations.schemas import (
     SkipOut,
     StoredAnnotationOut,
 )
-from app.annotations.service import Outcome
-from app.annotations.validation import validate_annotation
 from app.auth.access import allow
-from app.auth.dependencies import CurrentUser, authenticated, required_credentials
-from app.batches import queue_pg
+from app.auth.dependencies import CurrentUser
 from app.batches.schemas import AssignedItemOut, AssignedResponseOut
 from app.core.json_body import JSONRulesRoute
-from app.db import DbSession, hot_pool, run_in_session, utcnow
+from app.db import DbSession
+from app.queue import front
+from app.queue.results import Stored
 
 router = APIRouter(prefix="/api/v1/assignments", tags=["assignments"], route_class=JSONRulesRoute)
 
 
-def annotation_out(result: service.SubmitResult) -> AnnotationOut:
-    a, ann = result.assignment, result.annotation
-    assert a.submitted_at is not None
+def annotation_out(done: Stored) -> AnnotationOut:
     return AnnotationOut(
-        annotation_id=ann.id,
-        assignment_id=a.id,
-        batch_id=a.batch_id,
-        item_id=a.item_id,
-        revision=ann.revision,
-        outcome=result.outcome,
-        submitted_at=a.submitted_at,
-        updated_at=ann.updated_at,
-        duration_ms=ann.duration_ms,
-        suggestion_viewed=ann.suggestion_viewed,
-        payload=ann.payload,
+        annotation_id=done.annotation_id,
+        assignment_id=done.assignment_id,
+        batch_id=done.batch_id,
+        item_id=done.item_id,
+        revision=done.revision,
+        outcome=done.outcome,
+        submitted_at=done.submitted_at,
+        updated_at=done.updated_at,
+        duration_ms=done.duration_ms,
+        suggestion_viewed=done.suggestion_viewed,
+        payload=done.payload,
     )
 
 
@@ -88,48 +81,8 @@ async def put_annotation(assignment_id: int, body: AnnotationIn, request: Reques
     (`outcome` "unchanged", same revision); a different one is kept as a new revision.
     422 names the field that breaks a rule; 409 if the batch is closed, the assignment was
     skipped, or the lease expired and the item has since gone to others (nothing saved)."""
-    pool = await hot_pool(request)
-    if pool is None:
-        return await run_in_session(request, partial(_put, request, assignment_id, body))
-    # PostgreSQL's hot path, in the event loop: the context (which checks the credentials),
-    # validation here, then the write, which checks ownership and state again under locks.
-    now = utcnow()
-    caller = required_credentials(request)
-    context = await queue_pg.submit_context_async(pool, assignment_id, caller, now)
-    payload = validate_annotation(context, context.response_ids, body)
-    row = await queue_pg.submit_async(pool, assignment_id, context.user_id, payload, body, now)
-    return _stored(assignment_id, row, payload)
-
-
-def _stored(assignment_id: int, row: queue_pg.SubmitRow, payload: dict[str, Any]) -> Response:
-    out = AnnotationOut(
-        annotation_id=row.annotation_id,
-        assignment_id=assignment_id,
-        batch_id=row.batch_id,
-        item_id=row.item_id,
-        revision=row.revision,
-        outcome=cast(Outcome, row.outcome),
-        submitted_at=row.submitted_at,
-        updated_at=row.updated_at,
-        duration_ms=row.duration_ms,
-        suggestion_viewed=row.suggestion_viewed,
-        payload=payload,
-    )
-    return Response(out.model_dump_json(), media_type="application/json")
-
-
-def _put(request: Request, assignment_id: int, body: AnnotationIn, session: Session) -> Response:
-    if queue_pg.is_postgresql(session):
-        # As on the hot path, in the request's session (tests: their rolled-back transaction).
-        now = utcnow()
-        caller = required_credentials(request)
-        context = queue_pg.submit_context(session, assignment_id, caller, now)
-        payload = validate_annotation(context, context.response_ids, body)
-        row = queue_pg.submit(session, assignment_id, context.user_id, payload, body, now)
-        return _stored(assignment_id, row, payload)
-    user = authenticated(request, session)
-    out = annotation_out(service.submit(session, assignment_id, user, body))
-    return Response(out.model_dump_json(), media_type="application/json")
+    done = await front.submit_for_request(request, assignment_id, body)
+    return Response(annotation_out(done).model_dump_json(), media_type="application/json")
 
 
 @router.post("/{assignment_id}/skip", response_model=SkipOut)
@@ -138,6 +91,6 @@ def skip_assignment(
     assignment_id: int, session: DbSession, user: CurrentUser, body: SkipIn | None = None
 ) -> SkipOut:
     """Skip: the item goes to other annotators and never comes back to the caller."""
-    result = service.skip(session, assignment_id, user, body.reason if body else None)
+    result = front.skip(session, assignment_id, user, body.reason if body else None)
     a = result.assignment
     return SkipOut(assignment_id=a.id, status=a.status, skip_reason=a.skip_reason)

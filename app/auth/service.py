@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from app.auth.models import ROLES, ApiToken, User
 from app.auth.security import hash_password, new_api_token, token_digest, verify_password
-from app.db import utcnow
+from app.db import utcnow, write_apart
 from app.errors import Conflict, Invalid, NotFound
 
 USERNAME_RE = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
@@ -72,7 +72,10 @@ def user_for_token(session: Session, digest: str) -> User | None:
         return None
     now = utcnow()
     if token.last_used_at is None or now - token.last_used_at > LAST_USED_RESOLUTION:
-        token.last_used_at = now
+        # Also on a read request: apart from its read-only transaction (app/db.py).
+        write_apart(
+            session, update(ApiToken).where(ApiToken.id == token.id).values(last_used_at=now)
+        )
     return user
 
 

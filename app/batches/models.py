@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import (
@@ -15,11 +16,34 @@ from sqlalchemy import (
     UniqueConstraint,
     false,
 )
+from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
 
 from app.db import Base, utcnow
 
-ASSIGNMENT_STATUSES = ("leased", "submitted", "skipped", "expired")
+
+class AssignmentStatus(StrEnum):
+    """Where an assignment stands. A lease is live until it is submitted or skipped, or a
+    sweep marks it expired (its slot back in the queue; its annotator may get it again)."""
+
+    LEASED = "leased"
+    SUBMITTED = "submitted"
+    SKIPPED = "skipped"
+    EXPIRED = "expired"
+
+
+class _StatusColumn(TypeDecorator[AssignmentStatus]):
+    """Stored as its word (a short string, as before); read back as an AssignmentStatus."""
+
+    impl = String(16)
+    cache_ok = True
+
+    def process_bind_param(self, value: str | None, dialect: Dialect) -> str | None:
+        return None if value is None else AssignmentStatus(value).value
+
+    def process_result_value(self, value: str | None, dialect: Dialect) -> AssignmentStatus | None:
+        return None if value is None else AssignmentStatus(value)
 
 
 class Batch(Base):
@@ -82,7 +106,8 @@ class Assignment(Base):
     __table_args__ = (
         UniqueConstraint("batch_id", "item_id", "annotator_id"),
         CheckConstraint(
-            "status IN ('leased', 'submitted', 'skipped', 'expired')", name="status_valid"
+            "status IN ({})".format(", ".join(f"'{s}'" for s in AssignmentStatus)),
+            name="status_valid",
         ),
         ForeignKeyConstraint(
             ["batch_id", "item_id"],
@@ -97,7 +122,9 @@ class Assignment(Base):
     batch_id: Mapped[int] = mapped_column(ForeignKey("batches.id", ondelete="CASCADE"))
     item_id: Mapped[int] = mapped_column(ForeignKey("items.id", ondelete="CASCADE"))
     annotator_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
-    status: Mapped[str] = mapped_column(String(16), default="leased")
+    status: Mapped[AssignmentStatus] = mapped_column(
+        _StatusColumn(), default=AssignmentStatus.LEASED
+    )
     leased_until: Mapped[datetime] = mapped_column()
     # Response ids in the order this annotator sees them (position-bias control).
     display_order: Mapped[list[Any]] = mapped_column()

@@ -2,7 +2,7 @@
 
 Every form is a plain POST answered with a 303 redirect, so everything works without
 JavaScript. The annotation page itself lives in app/annotations/pages.py; it reaches the queue
-through `queue.next_assignment` and the URLs of `assignment_url` / `done_url` below.
+through `app.queue.front` and the URLs of `assignment_url` / `done_url` below.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from app.errors import DomainError, Invalid
 from app.items.models import Item
 from app.projects.models import Project
 from app.projects.service import get_project
+from app.queue import front
 
 router = APIRouter(tags=["pages"], include_in_schema=False)
 
@@ -229,7 +230,7 @@ def remove_member_form(
     batch_id: int, username: str, session: DbSession, _admin: AdminUser
 ) -> Response:
     batch = service.get_batch(session, batch_id)
-    service.remove_member(session, batch, get_user(session, username))
+    front.remove_member(session, batch, get_user(session, username))
     return redirect(f"/batches/{batch_id}")
 
 
@@ -240,7 +241,7 @@ def remove_member_form(
 @allow("member-only")
 def next_page(batch_id: int, session: DbSession, user: CurrentUser) -> Response:
     """The "next item" button: resume my lease or claim one, then show it."""
-    lease = service.next_for(session, batch_id, user)
+    lease = front.next_in_batch(session, batch_id, user)
     if lease is None:
         return redirect(done_url(batch_id))
     return redirect(assignment_url(lease.assignment.id))

@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-from functools import partial
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
-from sqlalchemy.orm import Session
 
 from app.auth.access import allow
-from app.auth.dependencies import AdminUser, CurrentUser, authenticated, required_credentials
+from app.auth.dependencies import AdminUser, CurrentUser
 from app.auth.service import get_user
-from app.batches import queue, queue_pg, service
+from app.batches import service
 from app.batches.models import Batch
-from app.batches.queue import Lease
 from app.batches.schemas import (
     AssignedItemOut,
     AssignedResponseOut,
@@ -27,9 +24,11 @@ from app.batches.schemas import (
     NextOut,
 )
 from app.core.json_body import JSONRulesRoute
-from app.db import DbSession, hot_pool, run_in_session, utcnow
+from app.db import DbSession, utcnow
 from app.errors import NotFound
 from app.projects.service import get_project
+from app.queue import front
+from app.queue.results import LeaseView
 
 router = APIRouter(prefix="/api/v1/batches", tags=["batches"], route_class=JSONRulesRoute)
 
@@ -54,24 +53,6 @@ def batch_out(summary: service.BatchSummary) -> BatchOut:
 def _summary(session: DbSession, batch: Batch) -> BatchOut:
     progress = service.batch_progress(session, batch)
     return batch_out(service.BatchSummary(batch, progress.items, progress.submitted))
-
-
-def lease_out(lease: Lease) -> NextOut:
-    item = lease.item
-    return NextOut(
-        assignment_id=lease.assignment.id,
-        batch_id=lease.assignment.batch_id,
-        leased_until=lease.assignment.leased_until,
-        resumed=lease.resumed,
-        item=AssignedItemOut(
-            id=item.id,
-            prompt=item.prompt,
-            prompt_source=item.prompt_source,
-            responses=[
-                AssignedResponseOut(id=r.id, text=r.text, source=r.source) for r in lease.responses
-            ],
-        ),
-    )
 
 
 @router.post("", status_code=201, response_model=BatchOut)
@@ -178,7 +159,7 @@ def _remove(session: DbSession, batch_id: int, username: str) -> Response:
     user = get_user(session, username)
     if not service.is_member(session, batch.id, user.id):
         raise NotFound(f"{username!r} is not a member of batch {batch_id}")
-    service.remove_member(session, batch, user)
+    front.remove_member(session, batch, user)
     return Response(status_code=204)
 
 
@@ -207,49 +188,26 @@ def remove_member_by_name(
 async def next_assignment(batch_id: int, request: Request) -> Response:
     """The caller's next assignment: their unexpired lease if they hold one, otherwise a new
     claim; 204 when nothing is left for them. 409 when the batch is closed."""
-    pool = await hot_pool(request)
-    if pool is None:
-        return await run_in_session(request, partial(_next, request, batch_id))
-    # PostgreSQL's hot path, in the event loop: one call checks the credentials and leases.
-    caller = required_credentials(request)
-    draws = queue.claim_draws(batch_id)
-    row = await queue_pg.next_lease_async(pool, batch_id, caller, utcnow(), **draws)
-    return _lease_response(batch_id, row)
-
-
-def _next(request: Request, batch_id: int, session: Session) -> Response:
-    if queue_pg.is_postgresql(session):
-        # As on the hot path, in the request's session (tests: their rolled-back transaction).
-        caller = required_credentials(request)
-        draws = queue.claim_draws(batch_id)
-        row = queue_pg.next_lease(session, batch_id, caller, utcnow(), **draws)
-        return _lease_response(batch_id, row)
-    lease = service.next_for(session, batch_id, authenticated(request, session))
+    lease = await front.next_for_request(request, batch_id)
     if lease is None:
         return Response(status_code=204)
     return Response(lease_out(lease).model_dump_json(), media_type="application/json")
 
 
-def _lease_response(batch_id: int, row: queue_pg.LeaseRow | None) -> Response:
-    if row is None:
-        return Response(status_code=204)
-    return Response(lease_row_out(batch_id, row).model_dump_json(), media_type="application/json")
-
-
-def lease_row_out(batch_id: int, row: queue_pg.LeaseRow) -> NextOut:
+def lease_out(lease: LeaseView) -> NextOut:
     return NextOut(
-        assignment_id=row.assignment_id,
-        batch_id=batch_id,
-        leased_until=row.leased_until,
-        resumed=row.resumed,
+        assignment_id=lease.assignment_id,
+        batch_id=lease.batch_id,
+        leased_until=lease.leased_until,
+        resumed=lease.resumed,
         item=AssignedItemOut(
-            id=row.item_id,
-            prompt=row.prompt,
-            prompt_source=row.prompt_source,
+            id=lease.item_id,
+            prompt=lease.prompt,
+            prompt_source=lease.prompt_source,
             responses=[
                 AssignedResponseOut(id=i, text=t, source=s)
                 for i, t, s in zip(
-                    row.response_ids, row.response_texts, row.response_sources, strict=True
+                    lease.response_ids, lease.response_texts, lease.response_sources, strict=True
                 )
             ],
         ),

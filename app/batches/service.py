@@ -11,8 +11,7 @@ from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
 from app.auth.models import User
-from app.batches.models import Assignment, Batch, BatchItem, BatchMember
-from app.batches.queue import Lease, lock_membership, next_assignment, release_leases
+from app.batches.models import Assignment, AssignmentStatus, Batch, BatchItem, BatchMember
 from app.db import utcnow
 from app.errors import Conflict, Invalid, NotFound
 from app.items.models import Item
@@ -127,20 +126,6 @@ def visible_batch(session: Session, batch_id: int, user: User) -> Batch:
     return batch
 
 
-def next_for(session: Session, batch_id: int, user: User) -> Lease | None:
-    """`queue.next_assignment` for a batch id: 404 for a batch the caller is not a member of
-    (an admin who is not a member is told why)."""
-    batch = get_batch(session, batch_id)
-    try:
-        return next_assignment(session, batch, user)
-    except NotFound:
-        if user.is_admin:
-            raise NotFound(
-                f"batch {batch_id}: you are not a member of it; add yourself to annotate"
-            ) from None
-        raise
-
-
 def set_open(session: Session, batch: Batch, is_open: bool) -> Batch:
     """Closing stops next, submit and skip (409) without touching any data; reopening
     resumes them."""
@@ -190,29 +175,6 @@ def add_member(session: Session, batch: Batch, user: User) -> None:
         session.flush()
 
 
-def remove_member(session: Session, batch: Batch, user: User) -> None:
-    """Removes the member and gives their live leases back to the queue. Their submitted
-    annotations stay."""
-    if session.get(BatchMember, (batch.id, user.id)) is None:
-        return
-    lock_membership(session, batch.id, user.id)
-    leases = session.execute(
-        select(Assignment.id, Assignment.item_id)
-        .where(
-            Assignment.batch_id == batch.id,
-            Assignment.annotator_id == user.id,
-            Assignment.status == "leased",
-        )
-        .with_for_update(key_share=True)
-    ).all()
-    if leases:
-        release_leases(session, batch.id, [(r.id, r.item_id) for r in leases], "expired")
-    member = session.get(BatchMember, (batch.id, user.id))
-    if member is not None:
-        session.delete(member)
-    session.flush()
-
-
 @dataclass(frozen=True)
 class Progress:
     items: int
@@ -250,9 +212,14 @@ def batch_progress(session: Session, batch: Batch, now: datetime | None = None) 
     ).one()
     leased, skipped = session.execute(
         select(
-            func.count().filter(Assignment.status == "leased", Assignment.leased_until >= now),
-            func.count().filter(Assignment.status == "skipped"),
-        ).where(Assignment.batch_id == batch.id, Assignment.status.in_(("leased", "skipped")))
+            func.count().filter(
+                Assignment.status == AssignmentStatus.LEASED, Assignment.leased_until >= now
+            ),
+            func.count().filter(Assignment.status == AssignmentStatus.SKIPPED),
+        ).where(
+            Assignment.batch_id == batch.id,
+            Assignment.status.in_((AssignmentStatus.LEASED, AssignmentStatus.SKIPPED)),
+        )
     ).one()
     return Progress(
         items=items,
@@ -274,9 +241,11 @@ def annotator_counts(
     query = (
         select(
             Assignment.annotator_id,
-            func.count().filter(Assignment.status == "submitted"),
-            func.count().filter(Assignment.status == "skipped"),
-            func.count().filter(Assignment.status == "leased", Assignment.leased_until >= now),
+            func.count().filter(Assignment.status == AssignmentStatus.SUBMITTED),
+            func.count().filter(Assignment.status == AssignmentStatus.SKIPPED),
+            func.count().filter(
+                Assignment.status == AssignmentStatus.LEASED, Assignment.leased_until >= now
+            ),
         )
         .where(Assignment.batch_id == batch_id)
         .group_by(Assignment.annotator_id)

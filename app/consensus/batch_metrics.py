@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session
 
 from app.annotations.models import Adjudication, Annotation
 from app.auth.models import User
-from app.batches.models import Assignment, Batch, BatchItem
+from app.batches.models import Assignment, AssignmentStatus, Batch, BatchItem
 from app.consensus.metrics import (
     AgreementSummary,
     LeaveOneOut,
@@ -210,7 +210,8 @@ def _progress(
             Adjudication.batch_id == batch.id
         )
     )
-    statuses = {"leased": 0, "expired": 0, "skipped": 0, "submitted": 0}
+    S = AssignmentStatus
+    statuses: dict[str, int] = dict.fromkeys((S.LEASED, S.EXPIRED, S.SKIPPED, S.SUBMITTED), 0)
     for status, n in session.execute(
         select(Assignment.status, func.count())
         .where(Assignment.batch_id == batch.id)
@@ -221,12 +222,12 @@ def _progress(
     stale = session.scalar(
         select(func.count()).where(
             Assignment.batch_id == batch.id,
-            Assignment.status == "leased",
+            Assignment.status == AssignmentStatus.LEASED,
             Assignment.leased_until <= now,
         )
     )
-    statuses["leased"] -= stale or 0
-    statuses["expired"] += stale or 0
+    statuses[AssignmentStatus.LEASED] -= stale or 0
+    statuses[AssignmentStatus.EXPIRED] += stale or 0
     return items, gold_items, adjudicated or 0, statuses
 
 
@@ -276,7 +277,6 @@ def _pages(
                 ),
             ):
                 positions.setdefault(item_id, {})[rid] = position
-        session.commit()  # short read transactions: never hold SQLite's lock for the whole scan
         yield positions, rows
 
 
@@ -363,7 +363,10 @@ def _annotators(
     counts: dict[int, dict[str, int]] = {}
     for annotator_id, status, n in session.execute(
         select(Assignment.annotator_id, Assignment.status, func.count())
-        .where(Assignment.batch_id == batch.id, Assignment.status.in_(("submitted", "skipped")))
+        .where(
+            Assignment.batch_id == batch.id,
+            Assignment.status.in_((AssignmentStatus.SUBMITTED, AssignmentStatus.SKIPPED)),
+        )
         .group_by(Assignment.annotator_id, Assignment.status)
     ):
         counts.setdefault(annotator_id, {})[status] = n
@@ -380,7 +383,8 @@ def _annotators(
         key = str(annotator_id)
         person = people.get(annotator_id, _Annotator())
         c = counts.get(annotator_id, {})
-        submitted, skipped = c.get("submitted", 0), c.get("skipped", 0)
+        submitted = c.get(AssignmentStatus.SUBMITTED, 0)
+        skipped = c.get(AssignmentStatus.SKIPPED, 0)
         reasons: dict[str, str] = {}
         finished = submitted + skipped
         if not finished:

@@ -31,7 +31,7 @@ from typing import Generic, TypeVar
 from sqlalchemy import Connection, Engine
 from sqlalchemy.orm import Session
 
-from app.db import utcnow
+from app.db import reading, utcnow
 
 log = logging.getLogger("safepref.dashboard")
 T = TypeVar("T")
@@ -160,7 +160,7 @@ class SnapshotCache(Generic[T]):
             try:
                 # No per-key lock here: a request computing the same key in the meantime may
                 # hold SQLite's write lock while waiting for it.
-                with Session(engine, expire_on_commit=False) as session:
+                with Session(reading(engine), expire_on_commit=False) as session:
                     fp = self.fingerprint(session, batch_id)
                     self._store(key, self._run(session, batch_id, fp))
             except Exception:
@@ -183,7 +183,7 @@ class SnapshotCache(Generic[T]):
 
         def work() -> None:
             try:
-                with Session(engine, expire_on_commit=False) as session:
+                with Session(reading(engine), expire_on_commit=False) as session:
                     fp = self.fingerprint(session, batch_id)
                     self._store(key, self._run(session, batch_id, fp))
             except Exception:  # a failed refresh keeps the old snapshot; the next one retries

@@ -75,7 +75,6 @@ def compute_disagreements(session: Session, batch_id: int) -> list[Disagreement]
             )
             .order_by(Annotation.item_id, Annotation.id),
         )
-        session.commit()  # short read transactions (SQLite's lock)
         with gc_paused():
             for item_id, group in groupby(rows, key=itemgetter(0)):
                 anns = list(group)

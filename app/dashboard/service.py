@@ -20,12 +20,12 @@ from sqlalchemy.orm import Session
 
 from app.annotations.models import Annotation
 from app.auth.models import User
-from app.batches.models import Assignment, Batch, BatchItem
+from app.batches.models import Assignment, AssignmentStatus, Batch, BatchItem
 from app.consensus.batch_metrics import batch_metrics
 from app.consensus.schemas import AgreementOut, BatchMetricsOut
 from app.dashboard.cache import Cached, SnapshotCache
 from app.dashboard.gold import GoldScore, gold_scores
-from app.db import utcnow
+from app.db import reading, utcnow
 from app.errors import NotFound
 from app.items.models import GoldLabel
 from app.projects.models import Project
@@ -86,8 +86,10 @@ def progress(session: Session, batch: Batch, now: datetime | None = None) -> Pro
     ).one()
     skips, leases = session.execute(
         select(
-            func.count().filter(Assignment.status == "skipped"),
-            func.count().filter(Assignment.status == "leased", Assignment.leased_until > now),
+            func.count().filter(Assignment.status == AssignmentStatus.SKIPPED),
+            func.count().filter(
+                Assignment.status == AssignmentStatus.LEASED, Assignment.leased_until > now
+            ),
         )
         .join(
             BatchItem,
@@ -95,7 +97,7 @@ def progress(session: Session, batch: Batch, now: datetime | None = None) -> Pro
         )
         .where(
             Assignment.batch_id == batch.id,
-            Assignment.status.in_(("skipped", "leased")),
+            Assignment.status.in_((AssignmentStatus.SKIPPED, AssignmentStatus.LEASED)),
             ordinary,
         )
     ).one()
@@ -127,7 +129,9 @@ def fingerprint(session: Session, batch_id: int) -> Hashable:
         )
     ).one()
     skips = session.scalar(
-        select(func.count()).where(Assignment.batch_id == batch_id, Assignment.status == "skipped")
+        select(func.count()).where(
+            Assignment.batch_id == batch_id, Assignment.status == AssignmentStatus.SKIPPED
+        )
     )
     gold = session.execute(
         select(
@@ -240,7 +244,7 @@ GROUP BY 1
 
 
 def _distributions_apart(engine: Engine, batch_id: int) -> tuple[dict[str, int], dict[str, int]]:
-    with Session(engine) as session:
+    with Session(reading(engine)) as session:
         return label_distributions(session, batch_id)
 
 

@@ -12,7 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.config import get_settings
-from app.db import get_sessionmaker
+from app.db import get_read_sessionmaker
 from app.errors import NotFound
 from app.exports.filters import ExportFilters, parse_dimensions
 from app.exports.formats import FORMATS
@@ -99,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
         "split": args.split,
         "test_fraction": args.test_fraction,
     }
-    with get_sessionmaker()() as session:
+    with get_read_sessionmaker()() as session:
         if args.project is not None:
             project_id = session.scalar(select(Project.id).where(Project.name == args.project))
             if project_id is None:
@@ -108,7 +108,6 @@ def run(args: argparse.Namespace) -> int:
         filters = ExportFilters(**filters_args)
         scope = resolve_scope(session, filters)
         bar = _Bar(count_units(session, args.format, scope), sys.stderr)
-        session.commit()
         progress = bar if sys.stderr.isatty() else None
         if args.output is None:
             try:

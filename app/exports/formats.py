@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from app.consensus.aggregate import Dimension
 from app.consensus.labels import FinalLabels, ResponseLabels
@@ -22,14 +22,7 @@ ExportFormat = Literal[
     "dpo-harmless",
     "annotations",
 ]
-FORMATS: tuple[ExportFormat, ...] = (
-    "pku-saferlhf",
-    "pku-saferlhf-single",
-    "pku-saferlhf-qa",
-    "dpo-helpful",
-    "dpo-harmless",
-    "annotations",
-)
+FORMATS: tuple[ExportFormat, ...] = get_args(ExportFormat)
 
 # The dimensions each consensus format writes (and, by default, requires to agree).
 NEEDS: dict[ExportFormat, tuple[Dimension, ...]] = {
@@ -79,7 +72,6 @@ PKU_QA_KEYS = (
     "severity_level",
     "sha256",
 )
-DPO_KEYS = ("prompt", "chosen", "rejected")
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.config import get_settings
 from app.consensus.service import item_id_pages
-from app.db import get_engine, make_engine
+from app.db import get_engine, make_engine, reading
 from app.exports.filters import ExportFilters
 from app.exports.formats import ExportFormat
 from app.exports.service import FIRST_PAGE, PAGE_SIZE, Progress, Scope, export_page
@@ -31,7 +31,7 @@ def _start_worker() -> None:
     # A forked worker must not use the connections it inherited from the parent's pool
     # (SQLAlchemy's advice for fork): drop them without closing, and open its own.
     get_engine().dispose(close=False)
-    _worker["sessions"] = sessionmaker(bind=make_engine(get_settings()))
+    _worker["sessions"] = sessionmaker(bind=reading(make_engine(get_settings())))
 
 
 def _run_page(
@@ -110,6 +110,5 @@ def export_parallel(
             pending.append(pool.apply_async(_run_page, (task,)))
             if len(pending) >= 2 * jobs:
                 collect()
-        session.commit()
         while pending:
             collect()

@@ -32,7 +32,6 @@ def _stream(
     # the body gets its own session on the same engine (or connection, under the tests).
     with Session(bind=bind, join_transaction_mode="create_savepoint") as session:
         scope = resolve_scope(session, filters)
-        session.commit()
         yield from export_lines(session, fmt, filters, scope, secret=secret)
 
 

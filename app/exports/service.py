@@ -294,7 +294,6 @@ def _consensus_pages(
         for ids in item_id_pages(session, batch_ids, page_size, first_size=FIRST_PAGE):
             with gc_paused():
                 page = _load_page(session, ids, batch_ids)
-            session.commit()  # end the read transaction between pages
             yield len(ids), page
 
     for n_ids, page in prefetch(pages()):
@@ -330,7 +329,6 @@ def export_page(
     """One page of a consensus format as NDJSON bytes (the unit of work of a parallel export)."""
     with gc_paused():
         page = _load_page(session, ids, list(scope.batches))
-    session.commit()
     chunks = []
     for records in page_records(fmt, filters, scope, page):
         with gc_paused():
@@ -390,7 +388,6 @@ def _annotation_pages(
                 select(Item.id, Item.prompt).where(Item.id.in_(item_ids))
             ):
                 sides[item_id] = split_of(prompt, filters.test_fraction)
-        session.commit()
         with gc_paused():
             out = []
             for r in rows:

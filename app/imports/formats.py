@@ -10,7 +10,7 @@ import hashlib
 import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import IO, Any, Literal
+from typing import IO, Any, Literal, get_args
 
 from app.core.json_text import problem_in, text_problem
 from app.errors import ImportRejected
@@ -19,9 +19,14 @@ from app.imports.lines import RawLine, iter_lines, read_line_at
 from app.limits import MAX_RESPONSES
 from app.projects.taxonomy import BEAVERTAILS_14, PKU_SAFERLHF_19, SEVERITY_NAMES
 
-FORMATS = ("pku-saferlhf", "pku-saferlhf-qa", "beavertails", "generic")
 ImportFormat = Literal["pku-saferlhf", "pku-saferlhf-qa", "beavertails", "generic"]
+FORMATS: tuple[ImportFormat, ...] = get_args(ImportFormat)
+# What an import may be asked for: a format, or "auto" (detected from the first line).
+FormatChoice = Literal[ImportFormat, "auto"]
+FORMAT_CHOICES: tuple[FormatChoice, ...] = ("auto", *FORMATS)
+# What to do with the labels a file carries: keep them as reference labels, or drop them.
 LabelsAs = Literal["reference", "ignore"]
+LABELS_AS: tuple[LabelsAs, ...] = get_args(LabelsAs)
 # Sources and external ids are stored in String(200) columns.
 MAX_LABEL_CHARS = 200
 # Levels of objects and arrays in an item's free metadata, the object itself included.
@@ -355,7 +360,7 @@ class ReadStats:
 
 def read_items(
     fp: IO[bytes],
-    fmt: str,
+    fmt: FormatChoice,
     limits: Limits,
     *,
     labels: bool,
@@ -366,13 +371,14 @@ def read_items(
 
     `taxonomy` is the project's category list: imported labels must use its names.
     """
-    if fmt not in (*FORMATS, "auto"):
-        raise ImportRejected(f"unknown format {fmt!r}; expected one of auto, {', '.join(FORMATS)}")
+    if fmt not in FORMAT_CHOICES:
+        choices = ", ".join(FORMAT_CHOICES)
+        raise ImportRejected(f"unknown format {fmt!r}; expected one of {choices}")
     lines = iter_lines(fp, limits.max_line_bytes)
     first = next(lines, None)
     if first is None:
         raise ImportRejected("the file holds no data lines", line=1)
-    resolved: ImportFormat = detect_format(list(first.data), first.number) if fmt == "auto" else fmt  # type: ignore[assignment]
+    resolved = detect_format(list(first.data), first.number) if fmt == "auto" else fmt
     if stats is not None:
         stats.format = resolved
     if labels:

@@ -8,7 +8,7 @@ takes a slot only for those checks and for the import itself (app/web/gate.py).
 from __future__ import annotations
 
 from functools import partial
-from typing import IO, Annotated, Any, Literal
+from typing import IO, Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from sqlalchemy.orm import Session
@@ -20,6 +20,7 @@ from app.config import get_settings
 from app.core.json_body import JSONRulesRoute
 from app.db import run_in_session
 from app.errors import Invalid
+from app.imports.formats import FormatChoice, LabelsAs
 from app.imports.schemas import ImportOut
 from app.imports.service import ImportResult, import_file
 from app.projects.service import get_project
@@ -28,7 +29,6 @@ from app.web.gate import hold
 
 router = APIRouter(prefix="/api/v1/projects", tags=["imports"], route_class=JSONRulesRoute)
 
-FormatParam = Literal["auto", "pku-saferlhf", "pku-saferlhf-qa", "beavertails", "generic"]
 FILE_FIELD = "file"
 # The body is read by the endpoint (after the checks), so FastAPI cannot describe it.
 UPLOAD_BODY: dict[str, Any] = {
@@ -53,7 +53,12 @@ def _check(request: Request, project_id: int, session: Session) -> None:
 
 
 def _import(
-    request: Request, project_id: int, fp: IO[bytes], fmt: str, labels_as: str, session: Session
+    request: Request,
+    project_id: int,
+    fp: IO[bytes],
+    fmt: FormatChoice,
+    labels_as: LabelsAs,
+    session: Session,
 ) -> ImportResult:
     _check(request, project_id, session)  # again: the file took time to arrive
     project = get_project(session, project_id)
@@ -68,8 +73,8 @@ def _import(
 async def create_import(
     project_id: int,
     request: Request,
-    format: Annotated[FormatParam, Query()] = "auto",
-    labels_as: Annotated[Literal["reference", "ignore"], Query()] = "ignore",
+    format: Annotated[FormatChoice, Query()] = "auto",
+    labels_as: Annotated[LabelsAs, Query()] = "ignore",
 ) -> ImportOut:
     """Imports the multipart field `file` into the project; writes nothing unless every line
     passes. 413 past the upload limit."""

@@ -22,7 +22,16 @@ from sqlalchemy.orm import Session
 from app.config import Settings
 from app.db import utcnow
 from app.errors import ImportRejected
-from app.imports.formats import DraftItem, Limits, ReadStats, read_items, response_sha256
+from app.imports.formats import (
+    LABELS_AS,
+    DraftItem,
+    FormatChoice,
+    LabelsAs,
+    Limits,
+    ReadStats,
+    read_items,
+    response_sha256,
+)
 from app.items.models import Item, ReferenceLabel, Response
 from app.projects.models import Project
 
@@ -51,16 +60,17 @@ def import_file(
     fp: IO[bytes],
     *,
     settings: Settings,
-    fmt: str = "auto",
-    labels_as: str = "ignore",
+    fmt: FormatChoice = "auto",
+    labels_as: LabelsAs = "ignore",
 ) -> ImportResult:
     """Imports `fp` into `project`. Raises ImportRejected on the first bad line.
 
     Nothing is committed here: the caller's transaction (request or CLI) commits once the
     whole file has passed, so a rejected file leaves no trace.
     """
-    if labels_as not in ("reference", "ignore"):
-        raise ImportRejected(f"unknown labels_as {labels_as!r}; expected reference or ignore")
+    if labels_as not in LABELS_AS:
+        expected = " or ".join(LABELS_AS)
+        raise ImportRejected(f"unknown labels_as {labels_as!r}; expected {expected}")
     limits = Limits(settings.max_field_bytes, settings.max_line_bytes)
     stats = ReadStats()
     result = ImportResult()

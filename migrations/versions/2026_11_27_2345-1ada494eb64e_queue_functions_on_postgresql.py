@@ -2,8 +2,11 @@
 
 The queue's hot path (next, submit) as PL/pgSQL functions: one round trip does what took nine
 or seven statements from Python. Each statement inside a function takes a fresh snapshot under
-READ COMMITTED, so the lock order and the re-reads after a lock of app/batches/queue.py hold
-exactly as they did. SQLite keeps the Python implementation; nothing is created there.
+READ COMMITTED, so the lock order and the re-reads after a lock of the Python implementation
+hold exactly as they did. SQLite keeps the Python implementation; nothing is created there.
+
+The texts below are this revision's frozen copies; the canonical source of the current
+functions is app/queue/sql/ (see app/queue/functions.py).
 
 Revision ID: 1ada494eb64e
 Revises: 9a4242652451
@@ -46,7 +49,7 @@ END $$
 """
 
 # Where an annotator starts on a batch's shuffled ring at one level: the first 31 bits of
-# sha256("batch:user:level"), the same number app/batches/queue.py computes on SQLite.
+# sha256("batch:user:level"), the same number the Python implementation computes on SQLite.
 # PL/pgSQL, not SQL: a SQL function that is not inlined is parsed and planned on every call.
 ROTATION = """
 CREATE OR REPLACE FUNCTION safepref_rotation(p_batch int, p_user int, p_level int)

@@ -12,14 +12,13 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.annotations import service as annotations
 from app.annotations.schemas import AnnotationIn
 from app.auth.models import User
-from app.batches import queue
 from app.batches.models import Assignment, Batch, BatchItem
 from app.batches.service import add_member, batch_progress, create_batch, list_batches
 from app.db import utcnow
 from app.items.models import GoldLabel, ReferenceLabel
+from app.queue import front, order
 from tests.support.queue_factory import quick_users, response_ids, seed_project, valid_annotation
 
 KEY = {"helpfulness": [0, 1], "harmlessness": [0, 1]}
@@ -53,17 +52,17 @@ def gold_batch(
 
 def draw(db: Session, batch: Batch, user: User) -> tuple[int, bool] | None:
     """One item from the queue (then skipped, to move on): its id and the assignment's flag."""
-    lease = queue.next_assignment(db, batch, user)
+    lease = front.next_assignment(db, batch, user)
     if lease is None:
         return None
-    annotations.skip(db, lease.assignment.id, user)
+    front.skip(db, lease.assignment.id, user)
     return lease.item.id, lease.assignment.is_gold
 
 
 def test_gold_items_are_mixed_in_at_the_configured_rate(
     db: Session, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(queue, "_gold_rng", random.Random(20251127))
+    monkeypatch.setattr(order, "gold_rng", random.Random(20251127))
     rate, per_user = 0.2, 200
     batch, users, _, gold = gold_batch(db, 220, 90, 2, rate=rate, overlap=2)
     drawn = []
@@ -88,14 +87,14 @@ def test_a_gold_item_reaches_every_member_whatever_the_overlap(db: Session) -> N
     batch, users, _, gold = gold_batch(db, 3, 1, 4, rate=1.0, overlap=1)
     (gold_id,) = gold
     for user in users:
-        lease = queue.next_assignment(db, batch, user)
+        lease = front.next_assignment(db, batch, user)
         assert lease is not None and lease.item.id == gold_id and lease.assignment.is_gold
         body = AnnotationIn.model_validate(valid_annotation(response_ids(db, gold_id)))
-        annotations.submit(db, lease.assignment.id, user, body)
+        front.submit(db, lease.assignment.id, user, body)
     row = db.get(BatchItem, (batch.id, gold_id))
     assert row is not None and row.taken == 4 and row.submitted == 4  # overlap is 1
     # No gold left for them: ordinary items, still at most `overlap` (1) per item.
-    leases = [queue.next_assignment(db, batch, user) for user in users]
+    leases = [front.next_assignment(db, batch, user) for user in users]
     ordinary = [lease.item.id for lease in leases if lease is not None]
     assert len(ordinary) == 3 and gold_id not in ordinary and len(set(ordinary)) == 3
 
@@ -105,9 +104,9 @@ def test_progress_counts_ordinary_items_only(db: Session) -> None:
     (gold_id,) = gold
     body = AnnotationIn.model_validate(valid_annotation(response_ids(db, gold_id)))
     for user in users:  # four gold answers on an overlap of 1
-        lease = queue.next_assignment(db, batch, user)
+        lease = front.next_assignment(db, batch, user)
         assert lease is not None and lease.item.id == gold_id
-        annotations.submit(db, lease.assignment.id, user, body)
+        front.submit(db, lease.assignment.id, user, body)
     progress = batch_progress(db, batch)
     assert (progress.items, progress.wanted, progress.submitted) == (3, 3, 0)
     assert progress.items_untouched == 3
@@ -127,15 +126,15 @@ def test_an_expired_gold_lease_can_still_be_submitted(db: Session) -> None:
     batch, users, _, gold = gold_batch(db, 2, 1, 3, rate=1.0, overlap=1)
     (gold_id,) = gold
     t0 = utcnow()
-    late = queue.next_assignment(db, batch, users[0], t0)
+    late = front.next_assignment(db, batch, users[0], t0)
     assert late is not None and late.item.id == gold_id
     body = AnnotationIn.model_validate(valid_annotation(response_ids(db, gold_id)))
     for user in users[1:]:  # two others answer it: 2 taken, past the overlap of 1
-        lease = queue.next_assignment(db, batch, user, t0)
+        lease = front.next_assignment(db, batch, user, t0)
         assert lease is not None and lease.item.id == gold_id
-        annotations.submit(db, lease.assignment.id, user, body, t0)
-    assert queue.sweep_expired(db, batch.id, t0 + timedelta(seconds=batch.lease_seconds + 1)) == 1
-    result = annotations.submit(db, late.assignment.id, users[0], body)
+        front.submit(db, lease.assignment.id, user, body, t0)
+    assert front.sweep_expired(db, batch.id, t0 + timedelta(seconds=batch.lease_seconds + 1)) == 1
+    result = front.submit(db, late.assignment.id, users[0], body)
     assert result.outcome == "created"
 
 

@@ -1,8 +1,8 @@
 """The API's `next` and submit as deployed: a live server, with no session override, so that
-on PostgreSQL they run on the hot path (app/db.py HotPool: the queue's functions called from
-the event loop in autocommit mode). The in-process tests cannot reach that path: they see
-their data only through the overriding session. SQLite runs the same checks against its
-Python implementation."""
+on PostgreSQL they run on the hot path (HotPool in app/queue/postgres.py: the queue's
+functions called from the event loop in autocommit mode). The in-process tests cannot
+reach that path: they see their data only through the overriding session. SQLite runs the
+same checks against its Python implementation."""
 
 from __future__ import annotations
 

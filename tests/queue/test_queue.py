@@ -11,13 +11,12 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
-from app.annotations import service as annotations
 from app.annotations.schemas import AnnotationIn
-from app.batches import queue
 from app.batches.models import Assignment, Batch, BatchItem
 from app.batches.service import add_member, create_batch
 from app.db import utcnow
 from app.errors import Conflict
+from app.queue import front, order
 from tests.support.queue_factory import quick_users, response_ids, seed_project, valid_annotation
 
 MakeUser = Callable[..., tuple[Any, str]]
@@ -49,8 +48,8 @@ def body_for(db: Session, item_id: int) -> AnnotationIn:
 def test_unexpired_lease_is_handed_back_and_renewed(db: Session) -> None:
     batch, (alice,), _ = make_batch(db, 5, 1, lease_seconds=60)
     t0 = utcnow()
-    first = queue.next_assignment(db, batch, alice, t0)
-    again = queue.next_assignment(db, batch, alice, t0 + timedelta(seconds=30))
+    first = front.next_assignment(db, batch, alice, t0)
+    again = front.next_assignment(db, batch, alice, t0 + timedelta(seconds=30))
     assert first is not None and again is not None
     assert again.assignment.id == first.assignment.id and again.resumed and not first.resumed
     assert again.assignment.leased_until == t0 + timedelta(seconds=90)
@@ -59,7 +58,7 @@ def test_unexpired_lease_is_handed_back_and_renewed(db: Session) -> None:
 
 def test_breadth_first_items_closest_to_k_go_first(db: Session) -> None:
     batch, users, _ = make_batch(db, 6, 4, overlap=3)
-    leases = [queue.next_assignment(db, batch, u) for u in users]
+    leases = [front.next_assignment(db, batch, u) for u in users]
     assert all(lease is not None for lease in leases)
     items = [lease.item.id for lease in leases if lease is not None]
     # The first three people share one item until it has k = 3 holders; the fourth moves on.
@@ -79,9 +78,9 @@ def test_each_annotator_starts_at_their_own_point_of_the_shuffle(
     ring = sorted(keys, key=lambda i: keys[i])
     firsts = []
     for user in users:
-        lease = queue.next_assignment(db, batch, user)
+        lease = front.next_assignment(db, batch, user)
         assert lease is not None
-        start = queue.rotation_start(batch.id, user.id, 0)
+        start = order.rotation_start(batch.id, user.id, 0)
         free = [i for i in ring if taken(db, batch, i) == 0 or i == lease.item.id]
         expected = next((i for i in free if keys[i] >= start), free[0])
         assert lease.item.id == expected
@@ -95,7 +94,7 @@ def test_display_order_is_a_shuffled_permutation_per_assignment(
     batch, users, _ = make_batch(db, 1, 40, overlap=40, responses=4)
     orders = set()
     for user in users:
-        lease = queue.next_assignment(db, batch, user)
+        lease = front.next_assignment(db, batch, user)
         assert lease is not None
         ids = response_ids(db, lease.item.id)
         assert sorted(lease.assignment.display_order) == sorted(ids)
@@ -111,9 +110,9 @@ def test_never_the_same_item_twice_never_above_k_then_none(
     done: dict[int, list[int]] = {u.id: [] for u in users}
     for _ in range(20):
         for user in users:
-            lease = queue.next_assignment(db, batch, user)
+            lease = front.next_assignment(db, batch, user)
             if lease is not None:
-                annotations.submit(db, lease.assignment.id, user, body_for(db, lease.item.id))
+                front.submit(db, lease.assignment.id, user, body_for(db, lease.item.id))
                 done[user.id].append(lease.item.id)
     for items in done.values():
         assert len(items) == len(set(items))
@@ -124,7 +123,7 @@ def test_never_the_same_item_twice_never_above_k_then_none(
         )
     ).all()
     assert {(t, s) for _, t, s in counts} == {(2, 2)}
-    assert all(queue.next_assignment(db, batch, u) is None for u in users)
+    assert all(front.next_assignment(db, batch, u) is None for u in users)
 
 
 def test_expired_lease_is_reclaimed_and_late_submit_is_refused_when_slot_gone(
@@ -132,34 +131,34 @@ def test_expired_lease_is_reclaimed_and_late_submit_is_refused_when_slot_gone(
 ) -> None:
     batch, (alice, bob), (item,) = make_batch(db, 1, 2, overlap=1, lease_seconds=10)
     t0 = utcnow() - timedelta(seconds=60)
-    lease_a = queue.next_assignment(db, batch, alice, t0)
+    lease_a = front.next_assignment(db, batch, alice, t0)
     assert lease_a is not None
-    assert queue.next_assignment(db, batch, bob, t0 + timedelta(seconds=5)) is None  # held
-    lease_b = queue.next_assignment(db, batch, bob, t0 + timedelta(seconds=11))
+    assert front.next_assignment(db, batch, bob, t0 + timedelta(seconds=5)) is None  # held
+    lease_b = front.next_assignment(db, batch, bob, t0 + timedelta(seconds=11))
     assert lease_b is not None and lease_b.item.id == item
     assert db.get(Assignment, lease_a.assignment.id).status == "expired"  # type: ignore[union-attr]
     assert taken(db, batch, item) == 1
     with pytest.raises(Conflict, match="not saved"):
-        annotations.submit(db, lease_a.assignment.id, alice, body_for(db, item))
-    result = annotations.submit(db, lease_b.assignment.id, bob, body_for(db, item))
+        front.submit(db, lease_a.assignment.id, alice, body_for(db, item))
+    result = front.submit(db, lease_b.assignment.id, bob, body_for(db, item))
     assert result.outcome == "created"
 
 
 def test_late_submit_succeeds_while_the_slot_is_free(db: Session) -> None:
     batch, (alice, bob), _ = make_batch(db, 2, 2, overlap=1, lease_seconds=10)
     past = utcnow() - timedelta(seconds=60)
-    lease = queue.next_assignment(db, batch, alice, past)
-    lease2 = queue.next_assignment(db, batch, bob, past)
+    lease = front.next_assignment(db, batch, alice, past)
+    lease2 = front.next_assignment(db, batch, bob, past)
     assert lease is not None and lease2 is not None
     # Past its time but not swept: the slot is still held, the submit is simply accepted.
     assert (
-        annotations.submit(db, lease.assignment.id, alice, body_for(db, lease.item.id)).outcome
+        front.submit(db, lease.assignment.id, alice, body_for(db, lease.item.id)).outcome
         == "created"
     )
     # Swept (status expired, slot freed) and nobody took it: re-taken under the row lock.
-    assert queue.sweep_expired(db, batch.id, utcnow()) == 1
+    assert front.sweep_expired(db, batch.id, utcnow()) == 1
     assert taken(db, batch, lease2.item.id) == 0
-    result = annotations.submit(db, lease2.assignment.id, bob, body_for(db, lease2.item.id))
+    result = front.submit(db, lease2.assignment.id, bob, body_for(db, lease2.item.id))
     assert result.outcome == "created" and result.assignment.status == "submitted"
     assert taken(db, batch, lease2.item.id) == 1
 
@@ -167,10 +166,10 @@ def test_late_submit_succeeds_while_the_slot_is_free(db: Session) -> None:
 def test_expired_item_can_come_back_to_the_same_annotator(db: Session) -> None:
     batch, (alice,), (item,) = make_batch(db, 1, 1, overlap=1, lease_seconds=10)
     t0 = utcnow() - timedelta(seconds=60)
-    first = queue.next_assignment(db, batch, alice, t0)
+    first = front.next_assignment(db, batch, alice, t0)
     assert first is not None
-    queue.sweep_expired(db, batch.id, t0 + timedelta(seconds=20))
-    again = queue.next_assignment(db, batch, alice, t0 + timedelta(seconds=30))
+    front.sweep_expired(db, batch.id, t0 + timedelta(seconds=20))
+    again = front.next_assignment(db, batch, alice, t0 + timedelta(seconds=30))
     assert again is not None and again.assignment.id == first.assignment.id and not again.resumed
     assert again.assignment.status == "leased" and taken(db, batch, item) == 1
     assert again.assignment.display_order == first.assignment.display_order
@@ -179,31 +178,31 @@ def test_expired_item_can_come_back_to_the_same_annotator(db: Session) -> None:
 
 def test_skip_sends_the_item_to_others_never_back(db: Session) -> None:
     batch, (alice, bob), (item,) = make_batch(db, 1, 2, overlap=1)
-    lease = queue.next_assignment(db, batch, alice)
-    assert lease is not None and queue.next_assignment(db, batch, bob) is None
-    result = annotations.skip(db, lease.assignment.id, alice, "  too long  ")
+    lease = front.next_assignment(db, batch, alice)
+    assert lease is not None and front.next_assignment(db, batch, bob) is None
+    result = front.skip(db, lease.assignment.id, alice, "  too long  ")
     assert result.changed and result.assignment.skip_reason == "too long"
     assert taken(db, batch, item) == 0
-    assert not annotations.skip(db, lease.assignment.id, alice).changed  # idempotent
+    assert not front.skip(db, lease.assignment.id, alice).changed  # idempotent
     assert taken(db, batch, item) == 0
-    assert queue.next_assignment(db, batch, alice) is None
-    lease_b = queue.next_assignment(db, batch, bob)
+    assert front.next_assignment(db, batch, alice) is None
+    lease_b = front.next_assignment(db, batch, bob)
     assert lease_b is not None and lease_b.item.id == item
     with pytest.raises(Conflict, match="skipped"):
-        annotations.submit(db, lease.assignment.id, alice, body_for(db, item))
-    annotations.submit(db, lease_b.assignment.id, bob, body_for(db, item))
+        front.submit(db, lease.assignment.id, alice, body_for(db, item))
+    front.submit(db, lease_b.assignment.id, bob, body_for(db, item))
     with pytest.raises(Conflict, match="already submitted"):
-        annotations.skip(db, lease_b.assignment.id, bob)
+        front.skip(db, lease_b.assignment.id, bob)
 
 
 def test_sweep_is_bounded_per_call(db: Session) -> None:
-    n = queue.SWEEP_LIMIT + 8
+    n = order.SWEEP_LIMIT + 8
     batch, users, _ = make_batch(db, n, n, overlap=1, lease_seconds=1)
     past = utcnow() - timedelta(seconds=60)
     for user in users:
-        assert queue.next_assignment(db, batch, user, past) is not None
-    assert queue.sweep_expired(db, batch.id, utcnow()) == queue.SWEEP_LIMIT
-    assert queue.sweep_expired(db, batch.id, utcnow()) == 8
+        assert front.next_assignment(db, batch, user, past) is not None
+    assert front.sweep_expired(db, batch.id, utcnow()) == order.SWEEP_LIMIT
+    assert front.sweep_expired(db, batch.id, utcnow()) == 8
     assert db.scalar(select(func.sum(BatchItem.taken)).where(BatchItem.batch_id == batch.id)) == 0
 
 
@@ -246,7 +245,7 @@ def test_rotation_is_the_same_number_in_python_and_in_postgresql(db: Session) ->
         (2**31 - 1, 2**31 - 1, 63): 784352552,
     }
     for (batch_id, user_id, level), number in expected.items():
-        assert queue.rotation_start(batch_id, user_id, level) == number
+        assert order.rotation_start(batch_id, user_id, level) == number
         if db.get_bind().dialect.name == "postgresql":
             found = db.scalar(
                 text("SELECT safepref_rotation(:b, :u, :l)"),
