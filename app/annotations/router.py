@@ -22,7 +22,7 @@ from app.annotations.validation import validate_annotation
 from app.auth.access import allow
 from app.auth.dependencies import CurrentUser, authenticated, required_credentials
 from app.batches import queue_pg
-from app.batches.schemas import AssignedItemOut, AssignedResponseOut
+from app.batches.schemas import assigned_item
 from app.db import DbSession, hot_pool, run_in_session, utcnow
 
 router = APIRouter(prefix="/api/v1/assignments", tags=["assignments"])
@@ -60,13 +60,12 @@ def get_assignment(assignment_id: int, session: DbSession, user: CurrentUser) ->
         leased_until=a.leased_until,
         submitted_at=a.submitted_at,
         skip_reason=a.skip_reason,
-        item=AssignedItemOut(
-            id=item.id,
-            prompt=item.prompt,
-            prompt_source=item.prompt_source,
-            responses=[
-                AssignedResponseOut(id=r.id, text=r.text, source=r.source) for r in view.responses
-            ],
+        item=assigned_item(
+            item.id,
+            item.prompt,
+            item.prompt_source,
+            ((r.id, r.text, r.source) for r in view.responses),
+            for_admin=user.is_admin,
         ),
         annotation=None
         if ann is None

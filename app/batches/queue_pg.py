@@ -35,9 +35,13 @@ Caller = int | Credentials
 
 _BY_ID = "%(user)s::int"
 _BY_CREDENTIALS = "safepref_caller(%(token)s::text, %(uid)s::int, %(version)s::int, %(now)s)"
+# The caller is worked out once (a CTE with a volatile function is evaluated once); whether
+# they are an admin decides if the lease shows where the prompt and answers come from.
 _NEXT = (
-    "SELECT * FROM safepref_next(%(batch)s::int, {caller}, %(now)s, %(draw)s::float8, "
-    "%(sweep)s::bool)"
+    "WITH c AS MATERIALIZED (SELECT {caller} AS uid) "
+    "SELECT n.*, (SELECT u.role = 'admin' FROM users u WHERE u.id = c.uid) "
+    "FROM c, LATERAL safepref_next(%(batch)s::int, c.uid, %(now)s, %(draw)s::float8, "
+    "%(sweep)s::bool) n"
 )
 _CONTEXT = "SELECT * FROM safepref_submit_context(%(assignment)s::int, {caller})"
 _SUBMIT = (
@@ -129,6 +133,7 @@ class LeaseRow:
     response_ids: Sequence[int]
     response_texts: Sequence[str]
     response_sources: Sequence[str]
+    caller_is_admin: bool
 
 
 def next_lease(
@@ -172,7 +177,8 @@ def _next_call(
 def _next_result(row: tuple[Any, ...], batch_id: int, admin_hint: bool) -> LeaseRow | None:
     outcome = row[0]
     if outcome == "ok":
-        return LeaseRow(row[1], row[2], row[3].astimezone(UTC), *row[4:10])
+        fields = (*row[1:3], row[3].astimezone(UTC), *row[4:10], bool(row[10]))
+        return LeaseRow(*fields)
     if outcome == "empty":
         return None
     if outcome == "unauthenticated":

@@ -15,8 +15,6 @@ from app.batches import queue, queue_pg, service
 from app.batches.models import Batch
 from app.batches.queue import Lease
 from app.batches.schemas import (
-    AssignedItemOut,
-    AssignedResponseOut,
     BatchCreate,
     BatchOut,
     BatchProgressOut,
@@ -25,6 +23,7 @@ from app.batches.schemas import (
     MemberOut,
     MyProgressOut,
     NextOut,
+    assigned_item,
 )
 from app.db import DbSession, hot_pool, run_in_session, utcnow
 from app.errors import NotFound
@@ -55,20 +54,19 @@ def _summary(session: DbSession, batch: Batch) -> BatchOut:
     return batch_out(service.BatchSummary(batch, progress.items, progress.submitted))
 
 
-def lease_out(lease: Lease) -> NextOut:
+def lease_out(lease: Lease, *, for_admin: bool) -> NextOut:
     item = lease.item
     return NextOut(
         assignment_id=lease.assignment.id,
         batch_id=lease.assignment.batch_id,
         leased_until=lease.assignment.leased_until,
         resumed=lease.resumed,
-        item=AssignedItemOut(
-            id=item.id,
-            prompt=item.prompt,
-            prompt_source=item.prompt_source,
-            responses=[
-                AssignedResponseOut(id=r.id, text=r.text, source=r.source) for r in lease.responses
-            ],
+        item=assigned_item(
+            item.id,
+            item.prompt,
+            item.prompt_source,
+            ((r.id, r.text, r.source) for r in lease.responses),
+            for_admin=for_admin,
         ),
     )
 
@@ -223,10 +221,12 @@ def _next(request: Request, batch_id: int, session: Session) -> Response:
         draws = queue.claim_draws(batch_id)
         row = queue_pg.next_lease(session, batch_id, caller, utcnow(), **draws)
         return _lease_response(batch_id, row)
-    lease = service.next_for(session, batch_id, authenticated(request, session))
+    user = authenticated(request, session)
+    lease = service.next_for(session, batch_id, user)
     if lease is None:
         return Response(status_code=204)
-    return Response(lease_out(lease).model_dump_json(), media_type="application/json")
+    out = lease_out(lease, for_admin=user.is_admin)
+    return Response(out.model_dump_json(), media_type="application/json")
 
 
 def _lease_response(batch_id: int, row: queue_pg.LeaseRow | None) -> Response:
@@ -241,16 +241,12 @@ def lease_row_out(batch_id: int, row: queue_pg.LeaseRow) -> NextOut:
         batch_id=batch_id,
         leased_until=row.leased_until,
         resumed=row.resumed,
-        item=AssignedItemOut(
-            id=row.item_id,
-            prompt=row.prompt,
-            prompt_source=row.prompt_source,
-            responses=[
-                AssignedResponseOut(id=i, text=t, source=s)
-                for i, t, s in zip(
-                    row.response_ids, row.response_texts, row.response_sources, strict=True
-                )
-            ],
+        item=assigned_item(
+            row.item_id,
+            row.prompt,
+            row.prompt_source,
+            zip(row.response_ids, row.response_texts, row.response_sources, strict=True),
+            for_admin=row.caller_is_admin,
         ),
     )
 
