@@ -12,6 +12,7 @@ from datetime import timedelta
 
 import httpx
 import pytest
+from sqlalchemy import create_engine, make_url
 
 from app.auth.models import LoginFailure
 from app.db import utcnow
@@ -159,3 +160,35 @@ def test_api_errors_stay_json(site: Site) -> None:
     assert logged_out.status_code == 401 and logged_out.json()["detail"]
     wrong_method = site.api("DELETE", "/api/v1/me", alice.token)
     assert wrong_method.status_code == 405 and wrong_method.json()["detail"]
+
+
+def test_database_unavailable_is_a_503_page_and_json(site: Site) -> None:
+    """PostgreSQL refusing connections: pages and fragments get a 503 page, the API JSON; both
+    come back once it accepts them again. (SQLite has no server that could refuse.)"""
+    if site.backend != "postgresql":
+        pytest.skip("needs a database server that can refuse connections")
+    alice = site.account()
+    browser = site.logged_in(alice)
+    url = make_url(site.database_url)
+    name = url.database
+    admin = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
+
+    def allow(yes: bool) -> None:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS {str(yes).lower()}')
+            if not yes:
+                conn.exec_driver_sql(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    f"WHERE datname = '{name}' AND pid <> pg_backend_pid()"
+                )
+
+    try:
+        allow(False)
+        assert_page(browser.get("/account/password"), 503, who=None, htmx=False)
+        assert_page(browser.get("/account/password", headers=HTMX), 503, who=None, htmx=True)
+        api = site.api("GET", "/api/v1/me", alice.token)
+        assert api.status_code == 503 and api.json()["detail"] and api.headers["retry-after"]
+    finally:
+        allow(True)
+        admin.dispose()
+    assert browser.get("/account/password").status_code == 200
