@@ -8,14 +8,20 @@ could not see this (their session outlives the request), hence a real server her
 
 from __future__ import annotations
 
+import uuid
 from datetime import timedelta
+from pathlib import Path
 
 import httpx
 import pytest
+from conftest import DatabaseFactory, missing, postgres_admin_url
 from sqlalchemy import create_engine, make_url
 
+from app import migrate
 from app.auth.models import LoginFailure
-from app.db import utcnow
+from app.config import Settings
+from app.db import make_engine, utcnow
+from tests.live_server import app_server
 from tests.security.conftest import Site, page_token
 
 HTMX = {"HX-Request": "true"}
@@ -162,33 +168,51 @@ def test_api_errors_stay_json(site: Site) -> None:
     assert wrong_method.status_code == 405 and wrong_method.json()["detail"]
 
 
-def test_database_unavailable_is_a_503_page_and_json(site: Site) -> None:
-    """PostgreSQL refusing connections: pages and fragments get a 503 page, the API JSON; both
-    come back once it accepts them again. (SQLite has no server that could refuse.)"""
-    if site.backend != "postgresql":
-        pytest.skip("needs a database server that can refuse connections")
-    alice = site.account()
-    browser = site.logged_in(alice)
-    url = make_url(site.database_url)
-    name = url.database
-    admin = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
-
-    def allow(yes: bool) -> None:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS {str(yes).lower()}')
-            if not yes:
-                conn.exec_driver_sql(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                    f"WHERE datname = '{name}' AND pid <> pg_backend_pid()"
-                )
-
+def test_database_unavailable_is_a_503_page_and_json(tmp_path: Path) -> None:
+    """PostgreSQL refusing connections: pages and fragments get a 503 page, the API JSON; all
+    come back once it accepts them again. PostgreSQL only (SQLite has no server that could
+    refuse), on a server and database of its own."""
+    if postgres_admin_url() is None:
+        missing("PostgreSQL not available: set SAFEPREF_TEST_POSTGRES_URL")
+    databases = DatabaseFactory("postgresql", str(tmp_path))
+    engine = None
     try:
-        allow(False)
-        assert_page(browser.get("/account/password"), 503, who=None, htmx=False)
-        assert_page(browser.get("/account/password", headers=HTMX), 503, who=None, htmx=True)
-        api = site.api("GET", "/api/v1/me", alice.token)
-        assert api.status_code == 503 and api.json()["detail"] and api.headers["retry-after"]
+        url = make_url(databases.new_url())
+        engine = make_engine(Settings(database_url=url.render_as_string(hide_password=False)))
+        migrate.upgrade(engine)
+        with app_server(
+            url.render_as_string(hide_password=False), workers=1, secret=uuid.uuid4().hex * 2
+        ) as base:
+            site = Site(base, "postgresql", url.render_as_string(hide_password=False), engine)
+            alice = site.account()
+            browser = site.logged_in(alice)
+            admin = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
+
+            def allow(yes: bool) -> None:
+                with admin.connect() as conn:
+                    conn.exec_driver_sql(
+                        f'ALTER DATABASE "{url.database}" ALLOW_CONNECTIONS {str(yes).lower()}'
+                    )
+                    if not yes:
+                        conn.exec_driver_sql(
+                            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                            f"WHERE datname = '{url.database}' AND pid <> pg_backend_pid()"
+                        )
+
+            try:
+                allow(False)
+                assert_page(browser.get("/account/password"), 503, who=None, htmx=False)
+                assert_page(
+                    browser.get("/account/password", headers=HTMX), 503, who=None, htmx=True
+                )
+                api = site.api("GET", "/api/v1/me", alice.token)
+                assert api.status_code == 503 and api.json()["detail"]
+                assert api.headers["retry-after"]
+            finally:
+                allow(True)
+                admin.dispose()
+            assert browser.get("/account/password").status_code == 200
     finally:
-        allow(True)
-        admin.dispose()
-    assert browser.get("/account/password").status_code == 200
+        if engine is not None:
+            engine.dispose()
+        databases.drop_all()
