@@ -84,8 +84,9 @@ def slash_redirect(request: Request) -> Response | None:
 
 
 async def _recognise_caller(request: Request) -> None:
-    """For errors raised before any route ran (unknown path, wrong method): looks the session
-    cookie up, so that the page's header shows the account as every other page does."""
+    """For errors raised before the route's dependencies recognised the caller (unknown path,
+    wrong method, a malformed parameter): looks the session cookie up, so that the page's
+    header shows the account as every other page does."""
     if hasattr(request.state, "user") or not request.cookies.get(SESSION_COOKIE):
         return
     try:
@@ -117,6 +118,7 @@ def install_error_handlers(app: FastAPI) -> None:
     async def invalid_request(request: Request, exc: RequestValidationError) -> Response:
         if wants_json(request):
             return await request_validation_exception_handler(request, exc)
+        await _recognise_caller(request)
         return _error_page(request, 422, validation_summary(exc))
 
     @app.exception_handler(DomainError)
