@@ -8,12 +8,10 @@ needs, so tests that log out, change passwords or deactivate accounts affect nob
 from __future__ import annotations
 
 import re
-import sys
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -21,17 +19,16 @@ import pytest
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT))
+from app import migrate
+from app.auth.models import User
+from app.auth.service import create_token, create_user
+from app.batches.service import add_member, create_batch
+from app.config import Settings
+from app.db import make_engine
+from tests.support.live_server import ROOT, app_server
+from tests.support.queue_factory import seed_project
 
-from app import migrate  # noqa: E402
-from app.auth.models import User  # noqa: E402
-from app.auth.service import create_token, create_user  # noqa: E402
-from app.batches.service import add_member, create_batch  # noqa: E402
-from app.config import Settings  # noqa: E402
-from app.db import make_engine  # noqa: E402
-from tests.live_server import app_server  # noqa: E402
-from tests.queue_factory import seed_project  # noqa: E402
+__all__ = ["ROOT"]
 
 PASSWORD = "correct horse battery"
 _CSRF = re.compile(r'name="csrf_token" value="([0-9a-f]+)"')

@@ -14,15 +14,18 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import DatabaseFactory, missing, postgres_admin_url
 from sqlalchemy import create_engine, make_url
 
 from app import migrate
 from app.auth.models import LoginFailure
 from app.config import Settings
 from app.db import make_engine, utcnow
-from tests.live_server import app_server
+from tests.conftest import DatabaseFactory, missing, postgres_admin_url
 from tests.security.conftest import Site, page_token
+from tests.support.live_server import app_server
+
+# Each test here talks to the real server.
+pytestmark = pytest.mark.live
 
 HTMX = {"HX-Request": "true"}
 

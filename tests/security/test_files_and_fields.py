@@ -108,6 +108,7 @@ def _sources(item: dict[str, Any]) -> tuple[Any, list[Any]]:
     return item["prompt_source"], [r["source"] for r in item["responses"]]
 
 
+@pytest.mark.live
 def test_annotators_do_not_get_the_sources_admins_do(site: Site) -> None:
     admin, alice = site.account("admin"), site.account()
     batch = site.batch([alice, admin])
@@ -135,6 +136,7 @@ def test_annotators_do_not_get_the_sources_admins_do(site: Site) -> None:
 BLANK = ["        ", " \t \n \u00a0\u3000  ", "  short  "]
 
 
+@pytest.mark.live
 @pytest.mark.parametrize("password", BLANK, ids=["spaces", "whitespace", "short-padded"])
 def test_blank_and_padded_short_passwords_are_refused_everywhere(site: Site, password: str) -> None:
     admin, alice = site.account("admin"), site.account()
@@ -211,6 +213,7 @@ def _raw_get(site: Site, path: str, host: str) -> http.client.HTTPResponse:
     return conn.getresponse()
 
 
+@pytest.mark.live
 def test_trailing_slash_redirects_do_not_copy_the_host_header(site: Site) -> None:
     answer = _raw_get(site, "/login/?next=/batches", "evil.example")
     assert answer.status in (307, 308)

@@ -13,8 +13,11 @@ import re
 import httpx
 import pytest
 
-from app.auth.security import SESSION_COOKIE
+from app.core.cookies import SESSION_COOKIE
 from tests.security.conftest import PASSWORD, Site, csrf_in, page_token
+
+# Each test here talks to the real server.
+pytestmark = pytest.mark.live
 
 _HX_TOKEN = re.compile(r'"X-CSRF-Token": "([0-9a-f]*)"')
 

@@ -4,9 +4,13 @@ the old cookie no longer works anywhere (pages, the API, the queue's hot path)."
 from __future__ import annotations
 
 import httpx
+import pytest
 
-from app.auth.security import SESSION_COOKIE
+from app.core.cookies import SESSION_COOKIE
 from tests.security.conftest import PASSWORD, Site, page_token
+
+# Each test here talks to the real server.
+pytestmark = pytest.mark.live
 
 
 def _copy(site: Site, browser: httpx.Client) -> httpx.Client:
