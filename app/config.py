@@ -10,6 +10,8 @@ from typing import Literal
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from app.files import open_private
+
 PLACEHOLDER_SECRETS = frozenset({"", "changethis", "change-me", "secret", "dev"})
 
 
@@ -96,8 +98,8 @@ class Settings(BaseSettings):
             return key_file.read_text().strip()
         key = secrets.token_urlsafe(48)
         key_file.parent.mkdir(parents=True, exist_ok=True)
-        key_file.write_text(key + "\n")
-        key_file.chmod(0o600)
+        with open_private(key_file) as out:
+            out.write((key + "\n").encode())
         return key
 
 

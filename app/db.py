@@ -17,6 +17,7 @@ from sqlalchemy.sql import Executable
 from sqlalchemy.types import TypeDecorator
 
 from app.config import Settings, get_settings
+from app.files import make_private
 
 T = TypeVar("T")
 
@@ -102,6 +103,14 @@ def make_engine(settings: Settings) -> Engine:
         path = settings.sqlite_path
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
+            # Before SQLite creates it (with the umask's mode), and its -wal and -shm after it.
+            for part in (
+                path,
+                path.with_name(path.name + "-wal"),
+                path.with_name(path.name + "-shm"),
+            ):
+                if part == path or part.exists():
+                    make_private(part)
         # A file database: as many pooled connections as worker threads (app/main.py), as on
         # PostgreSQL. (An in-memory one has a single connection: nothing to size.)
         pool = (

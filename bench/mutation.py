@@ -70,7 +70,7 @@ GROUPS: dict[str, tuple[list[str], list[str]]] = {
         ],
     ),
     "queue": (
-        ["app/batches/queue.py"],
+        ["app/queue/orm.py"],
         ["tests/queue/test_queue.py", "tests/queue/test_gold_queue.py"],
     ),
     "imports": (

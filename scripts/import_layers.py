@@ -22,7 +22,10 @@ PACKAGE = "app"
 
 # Lowest first. A name covers the module itself and everything below it.
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
-    ("foundation", ("app", "app.config", "app.errors", "app.migrate", "app.db", "app.core")),
+    (
+        "foundation",
+        ("app", "app.config", "app.errors", "app.files", "app.migrate", "app.db", "app.core"),
+    ),
     ("auth", ("app.auth",)),
     ("projects", ("app.projects",)),
     ("items", ("app.items",)),

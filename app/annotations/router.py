@@ -15,7 +15,7 @@ from app.annotations.schemas import (
 )
 from app.auth.access import allow
 from app.auth.dependencies import CurrentUser
-from app.batches.schemas import AssignedItemOut, AssignedResponseOut
+from app.batches.schemas import assigned_item
 from app.core.json_body import JSONRulesRoute
 from app.db import DbSession
 from app.queue import front
@@ -54,13 +54,12 @@ def get_assignment(assignment_id: int, session: DbSession, user: CurrentUser) ->
         leased_until=a.leased_until,
         submitted_at=a.submitted_at,
         skip_reason=a.skip_reason,
-        item=AssignedItemOut(
-            id=item.id,
-            prompt=item.prompt,
-            prompt_source=item.prompt_source,
-            responses=[
-                AssignedResponseOut(id=r.id, text=r.text, source=r.source) for r in view.responses
-            ],
+        item=assigned_item(
+            item.id,
+            item.prompt,
+            item.prompt_source,
+            ((r.id, r.text, r.source) for r in view.responses),
+            for_admin=user.is_admin,
         ),
         annotation=None
         if ann is None

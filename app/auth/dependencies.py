@@ -75,12 +75,35 @@ def resolve_user(request: Request, session: Session) -> User | None:
     return user
 
 
+@dataclass(frozen=True)
+class UserSnapshot:
+    """What pages show of the caller, copied when they authenticate.
+
+    Templates get this rather than the ORM row: when a request fails, its session rolls back
+    and closes, which detaches the row, and an error page reading it would itself fail."""
+
+    id: int
+    username: str
+    role: str
+    is_active: bool
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
+
+
+def remember_caller(request: Request, user: User | None) -> None:
+    request.state.user = (
+        None if user is None else UserSnapshot(user.id, user.username, user.role, user.is_active)
+    )
+
+
 def authenticated(request: Request, session: Session) -> User:
     """The caller, or Unauthorized: `current_user` for code that holds a session already."""
     user = resolve_user(request, session)
     if user is None:
         raise Unauthorized("not authenticated")
-    request.state.user = user
+    remember_caller(request, user)
     return user
 
 
@@ -101,7 +124,7 @@ AdminUser = Annotated[User, Depends(admin_user)]
 def optional_user(request: Request, session: DbSession) -> User | None:
     """The caller if logged in (pages such as the login form that anyone may see)."""
     user = resolve_user(request, session)
-    request.state.user = user
+    remember_caller(request, user)
     return user
 
 

@@ -107,7 +107,12 @@ def login(
 
 @router.post("/logout")
 @allow("public")
-def logout() -> Response:
+def logout(session: DbSession, user: OptionalUser) -> Response:
+    if user is not None:
+        # Ends the session on the server, not only in this browser: a copy of the cookie
+        # stops working too. The session version is per account, so this logs the account
+        # out of every browser.
+        service.end_sessions(session, user)
     response = _redirect("/login")
     clear_session_cookie(response)
     return response

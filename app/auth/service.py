@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from app.auth.models import ROLES, ApiToken, User
@@ -20,8 +20,13 @@ LAST_USED_RESOLUTION = timedelta(seconds=60)
 
 
 def validate_password(password: str) -> None:
-    if len(password) < MIN_PASSWORD_LENGTH:
-        raise Invalid(f"password: must be at least {MIN_PASSWORD_LENGTH} characters")
+    """The one password rule (CLI, API and pages): spaces around it do not count towards the
+    length, so a blank or all-space password is refused like a short one."""
+    if len(password.strip()) < MIN_PASSWORD_LENGTH:
+        raise Invalid(
+            f"password: must be at least {MIN_PASSWORD_LENGTH} characters, "
+            "not counting spaces at either end"
+        )
     if len(password) > 1024:
         raise Invalid("password: must be at most 1024 characters")
 
@@ -84,8 +89,11 @@ def list_users(session: Session) -> list[User]:
 
 
 def _active_admins(session: Session) -> int:
-    query = select(func.count()).select_from(User).where(User.role == "admin", User.is_active)
-    return session.scalar(query) or 0
+    """How many admins are active, counted with their rows locked (PostgreSQL; SQLite's write
+    lock is taken at BEGIN): two admins deactivating each other at the same moment are then
+    decided one after the other, and the second sees that only one admin is left."""
+    query = select(User.id).where(User.role == "admin", User.is_active).with_for_update()
+    return len(session.scalars(query).all())
 
 
 def deactivate_user(session: Session, user: User, *, by: User) -> None:
@@ -96,7 +104,7 @@ def deactivate_user(session: Session, user: User, *, by: User) -> None:
         raise Conflict("the last active admin cannot be deactivated")
     if user.is_active:
         user.is_active = False
-        user.session_version += 1
+        end_sessions(session, user)
     session.execute(
         update(ApiToken)
         .where(ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None))
@@ -111,12 +119,17 @@ def reactivate_user(session: Session, user: User) -> None:
     session.flush()
 
 
-def set_password(session: Session, user: User, password: str) -> None:
-    """New password; every open session of the user ends (tokens are separate credentials)."""
-    validate_password(password)
-    user.password_hash = hash_password(password)
+def end_sessions(session: Session, user: User) -> None:
+    """Every session cookie of the user stops working (API tokens are separate credentials)."""
     user.session_version += 1
     session.flush()
+
+
+def set_password(session: Session, user: User, password: str) -> None:
+    """New password; every open session of the user ends."""
+    validate_password(password)
+    user.password_hash = hash_password(password)
+    end_sessions(session, user)
 
 
 class WrongPassword(Invalid):

@@ -12,8 +12,6 @@ from app.auth.service import get_user
 from app.batches import service
 from app.batches.models import Batch
 from app.batches.schemas import (
-    AssignedItemOut,
-    AssignedResponseOut,
     BatchCreate,
     BatchOut,
     BatchProgressOut,
@@ -22,6 +20,7 @@ from app.batches.schemas import (
     MemberOut,
     MyProgressOut,
     NextOut,
+    assigned_item,
 )
 from app.core.json_body import JSONRulesRoute
 from app.db import DbSession, utcnow
@@ -200,16 +199,12 @@ def lease_out(lease: LeaseView) -> NextOut:
         batch_id=lease.batch_id,
         leased_until=lease.leased_until,
         resumed=lease.resumed,
-        item=AssignedItemOut(
-            id=lease.item_id,
-            prompt=lease.prompt,
-            prompt_source=lease.prompt_source,
-            responses=[
-                AssignedResponseOut(id=i, text=t, source=s)
-                for i, t, s in zip(
-                    lease.response_ids, lease.response_texts, lease.response_sources, strict=True
-                )
-            ],
+        item=assigned_item(
+            lease.item_id,
+            lease.prompt,
+            lease.prompt_source,
+            zip(lease.response_ids, lease.response_texts, lease.response_sources, strict=True),
+            for_admin=lease.caller_is_admin,
         ),
     )
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -98,15 +99,38 @@ class MemberOut(BaseModel):
 class AssignedResponseOut(BaseModel):
     id: int
     text: str
-    source: str
+    # Which model wrote it: null for annotators, who judge answers without knowing (admins
+    # see it).
+    source: str | None
 
 
 class AssignedItemOut(BaseModel):
     id: int
     prompt: str
-    prompt_source: str
+    # Where the prompt comes from: null for annotators, as `source`.
+    prompt_source: str | None
     # In this assignment's display order (shuffled per assignment against position bias).
     responses: list[AssignedResponseOut]
+
+
+def assigned_item(
+    item_id: int,
+    prompt: str,
+    prompt_source: str,
+    responses: Iterable[tuple[int, str, str]],
+    *,
+    for_admin: bool,
+) -> AssignedItemOut:
+    """An item as a caller annotating it gets it: the sources only for admins."""
+    return AssignedItemOut(
+        id=item_id,
+        prompt=prompt,
+        prompt_source=prompt_source if for_admin else None,
+        responses=[
+            AssignedResponseOut(id=i, text=text, source=source if for_admin else None)
+            for i, text, source in responses
+        ],
+    )
 
 
 class NextOut(BaseModel):

@@ -6,7 +6,13 @@ Bearer-token requests are exempt: a browser never adds an Authorization header c
 
 The token is an HMAC of the session cookie, so it needs no server state and dies with the
 session. Before login it is bound to a random pre-session cookie that the login page sets, so a
-forged login (logging a victim into the attacker's account) fails too.
+forged login (logging a victim into the attacker's account) fails too: a login posted without
+that cookie is refused, and a browser that sends no cookie at all is given no token.
+
+Browsers also say where a request comes from. A checked request whose `Sec-Fetch-Site` is
+neither same-origin nor none (typed by the user), or whose `Origin` is another host, is refused
+before its token is looked at. Clients that send neither header (scripts, old browsers) still
+need the token.
 """
 
 from __future__ import annotations
@@ -20,15 +26,34 @@ from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.core.cookies import SESSION_COOKIE
-from app.core.csrf_tokens import CSRF_FIELD, CSRF_HEADER, token_for_cookies
+from app.core.csrf_tokens import CSRF_FIELD, CSRF_HEADER, binding_of, token_for_binding
 from app.core.htmx import is_htmx
 from app.core.templating import render
 
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 # Where the login form posts: protected even though the caller has no session yet.
 LOGIN_PATH = "/login"
+BAD_TOKEN = "CSRF token missing or invalid: reload the page and try again"
+NO_COOKIE = (
+    "Your browser did not send the login page's cookie. Reload the login page and try again; "
+    "if this happens again, allow cookies for this site."
+)
 # How much of a form body is read looking for the field; the form templates put it first.
 SCAN_LIMIT = 1024 * 1024
+
+
+def cross_site(scope: Scope) -> bool:
+    """True when the browser says that the request comes from another site or origin."""
+    fetch_site = _header(scope, b"sec-fetch-site").lower()
+    if fetch_site:
+        return fetch_site not in ("same-origin", "none")
+    origin = _header(scope, b"origin")
+    if not origin:
+        return False
+    host = _header(scope, b"host").lower()
+    scheme, _, netloc = origin.lower().partition("://")
+    # "null" (a sandboxed frame, a redirect chain) and any other host are foreign.
+    return scheme not in ("http", "https") or not host or netloc != host
 
 
 def _header(scope: Scope, name: bytes) -> str:
@@ -110,13 +135,23 @@ class CSRFMiddleware:
         if not needs_check(scope, request):
             await self.app(scope, receive, send)
             return
-        expected = token_for_cookies(request.cookies)
+        if cross_site(scope):
+            detail = "cross-site request refused: use the form on this site"
+            await self._refuse(request, detail)(scope, receive, send)
+            return
+        binding = binding_of(request.cookies)
+        if binding is None:
+            # Only the login form gets here without cookies: its token needs the cookie that
+            # the login page sets.
+            await self._refuse(request, NO_COOKIE)(scope, receive, send)
+            return
+        expected = token_for_binding(binding)
         given = _header(scope, CSRF_HEADER.encode())
         buffered: list[Message] = []
         if not given:
             given, buffered = await self._token_from_body(scope, receive)
         if not given or not hmac.compare_digest(given.encode(), expected.encode()):
-            await self._refuse(request)(scope, receive, send)
+            await self._refuse(request, BAD_TOKEN)(scope, receive, send)
             return
         await self.app(scope, self._replay(buffered, receive), send)
 
@@ -161,8 +196,7 @@ class CSRFMiddleware:
         return replay
 
     @staticmethod
-    def _refuse(request: Request) -> Response:
-        detail = "CSRF token missing or invalid: reload the page and try again"
+    def _refuse(request: Request, detail: str) -> Response:
         if request.url.path.startswith("/api/"):
             return JSONResponse({"detail": detail}, status_code=403)
         name = "fragments/error.html" if is_htmx(request) else "error.html"

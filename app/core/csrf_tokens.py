@@ -24,16 +24,23 @@ def token_for_binding(binding: str) -> str:
     return hmac.new(key, b"csrf:" + binding.encode(), hashlib.sha256).hexdigest()
 
 
-def binding_of(cookies: Mapping[str, str]) -> str:
-    """What the token is bound to: the session cookie, else the pre-session cookie."""
+def binding_of(cookies: Mapping[str, str]) -> str | None:
+    """What the token is bound to: the session cookie, else the pre-session cookie; None
+    without either (then there is no valid token at all)."""
     session = cookies.get(SESSION_COOKIE)
     if session:
         return "s:" + session
-    return "p:" + cookies.get(PRESESSION_COOKIE, "")
+    presession = cookies.get(PRESESSION_COOKIE)
+    if presession:
+        return "p:" + presession
+    return None
 
 
 def token_for_cookies(cookies: Mapping[str, str]) -> str:
-    return token_for_binding(binding_of(cookies))
+    """The token for these cookies; empty when there is nothing to bind it to (a page shown to
+    a browser without cookies carries no token that could be reused elsewhere)."""
+    binding = binding_of(cookies)
+    return "" if binding is None else token_for_binding(binding)
 
 
 def csrf_token_for(request: Request) -> str:

@@ -25,6 +25,7 @@ from app.exports.service import (
     export_lines,
     resolve_scope,
 )
+from app.files import open_private
 from app.projects.models import Project
 
 
@@ -119,7 +120,7 @@ def run(args: argparse.Namespace) -> int:
             target = Path(args.output)
             partial = target.with_name(target.name + ".partial")
             # Written aside then renamed: a failed export never leaves a truncated file.
-            with partial.open("wb") as fp:
+            with open_private(partial) as fp:
                 _export_to(fp, session, args, filters, scope, progress)
             partial.replace(target)
         if progress is not None:

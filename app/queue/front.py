@@ -113,8 +113,9 @@ def _next_in_session(request: Request, batch_id: int, session: Session) -> Lease
             batch_id, caller, utcnow(), claim_draws(batch_id), admin_hint=True
         )
         return postgres.run(session, steps)
-    lease = next_in_batch(session, batch_id, authenticated(request, session))
-    return None if lease is None else lease_view(lease)
+    user = authenticated(request, session)
+    lease = next_in_batch(session, batch_id, user)
+    return None if lease is None else lease_view(lease, caller_is_admin=user.is_admin)
 
 
 # ---------------------------------------------------------------- submit

@@ -45,9 +45,13 @@ Steps = Generator[Call, Row, T]
 
 _BY_ID = "%(user)s::int"
 _BY_CREDENTIALS = "safepref_caller(%(token)s::text, %(uid)s::int, %(version)s::int, %(now)s)"
+# The caller is worked out once (a CTE with a volatile function is evaluated once); whether
+# they are an admin decides if the lease shows where the prompt and answers come from.
 _NEXT = (
-    "SELECT * FROM safepref_next(%(batch)s::int, {caller}, %(now)s, %(gold_draw)s::float8, "
-    "%(sweep)s::bool)"
+    "WITH c AS MATERIALIZED (SELECT {caller} AS uid) "
+    "SELECT n.*, (SELECT u.role = 'admin' FROM users u WHERE u.id = c.uid) "
+    "FROM c, LATERAL safepref_next(%(batch)s::int, c.uid, %(now)s, %(gold_draw)s::float8, "
+    "%(sweep)s::bool) n"
 )
 _CONTEXT = "SELECT * FROM safepref_submit_context(%(assignment)s::int, {caller})"
 _SUBMIT = (
@@ -75,8 +79,20 @@ def next_steps(
     row = yield _with_caller(_NEXT, caller, now, {"batch": batch_id, **draws})
     outcome = row[0]
     if outcome == "ok":
-        lease_id, resumed, until, *item = row[1:10]
-        return LeaseView(lease_id, batch_id, resumed, until.astimezone(UTC), *item)
+        lease_id, resumed, until, item_id, prompt, prompt_source, ids, texts, sources = row[1:10]
+        return LeaseView(
+            lease_id,
+            batch_id,
+            resumed,
+            until.astimezone(UTC),
+            item_id,
+            prompt,
+            prompt_source,
+            ids,
+            texts,
+            sources,
+            caller_is_admin=bool(row[10]),
+        )
     if outcome == "empty":
         return None
     raise messages.next_refused(outcome, batch_id, admin_hint=admin_hint)

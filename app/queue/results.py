@@ -49,9 +49,11 @@ class LeaseView:
     response_ids: Sequence[int]
     response_texts: Sequence[str]
     response_sources: Sequence[str]
+    # Whether the caller is an admin: only admins see where the prompt and answers come from.
+    caller_is_admin: bool
 
 
-def lease_view(lease: Lease) -> LeaseView:
+def lease_view(lease: Lease, *, caller_is_admin: bool) -> LeaseView:
     a, item = lease.assignment, lease.item
     return LeaseView(
         a.id,
@@ -64,6 +66,7 @@ def lease_view(lease: Lease) -> LeaseView:
         [r.id for r in lease.responses],
         [r.text for r in lease.responses],
         [r.source for r in lease.responses],
+        caller_is_admin,
     )
 
 
