@@ -15,6 +15,7 @@ from app.annotations import pages as annotation_pages
 from app.annotations import router as annotations_router
 from app.auth import pages as auth_pages
 from app.auth import router as auth_router
+from app.auth import setup_pages
 from app.auth.access import document_access
 from app.batches import pages as batch_pages
 from app.batches import router as batches_router
@@ -24,7 +25,9 @@ from app.core.csrf import CSRFMiddleware
 from app.dashboard import pages as dashboard_pages
 from app.dashboard import router as dashboard_router
 from app.db import HotPool
+from app.exports import pages as export_pages
 from app.exports import router as exports_router
+from app.imports import pages as import_pages
 from app.imports import router as imports_router
 from app.items import router as items_router
 from app.migrate import resource_path
@@ -82,7 +85,7 @@ def create_app() -> FastAPI:
     # Admin dashboard, overview, disagreements and gold items (issue 7).
     app.include_router(dashboard_router.router)
     app.include_router(dashboard_pages.router)
-    for module in (auth_pages, project_pages, home):
+    for module in (auth_pages, setup_pages, project_pages, import_pages, export_pages, home):
         app.include_router(module.router)
 
     @app.get("/healthz", include_in_schema=False)

@@ -1,7 +1,7 @@
 """Imports every domain's models so that Base.metadata knows all tables (Alembic, tests)."""
 
 from app.annotations.models import Adjudication, Annotation, AnnotationRevision
-from app.auth.models import ApiToken, LoginFailure, User
+from app.auth.models import ApiToken, LoginFailure, SetupToken, User
 from app.batches.models import Assignment, Batch, BatchItem, BatchMember
 from app.db import Base
 from app.items.models import GoldLabel, Item, ReferenceLabel, Response
@@ -23,5 +23,6 @@ __all__ = [
     "Project",
     "ReferenceLabel",
     "Response",
+    "SetupToken",
     "User",
 ]

@@ -22,6 +22,7 @@ from app.batches import service
 from app.core.templating import render
 from app.db import DbSession, utcnow
 from app.errors import DomainError, Invalid
+from app.exports.formats import EXPORT_FORM
 from app.items.models import Item
 from app.projects.models import Project
 from app.projects.service import get_project
@@ -175,6 +176,7 @@ def batch_page(request: Request, batch_id: int, session: DbSession, _admin: Admi
         "members": members,
         "candidates": candidates,
         "error": request.query_params.get("error"),
+        **EXPORT_FORM,
     }
     return render(request, "batch.html", ctx)
 

@@ -23,6 +23,7 @@ from app.config import Settings
 from app.db import utcnow
 from app.errors import ImportRejected
 from app.imports.formats import DraftItem, Limits, ReadStats, read_items, response_sha256
+from app.imports.sources import jsonl_source
 from app.items.models import Item, ReferenceLabel, Response
 from app.projects.models import Project
 
@@ -54,13 +55,22 @@ def import_file(
     fmt: str = "auto",
     labels_as: str = "ignore",
 ) -> ImportResult:
-    """Imports `fp` into `project`. Raises ImportRejected on the first bad line.
+    """Imports `fp` (seekable: JSONL, gzip-compressed JSONL or Parquet) into `project`.
+    Raises ImportRejected on the first bad line.
 
     Nothing is committed here: the caller's transaction (request or CLI) commits once the
     whole file has passed, so a rejected file leaves no trace.
     """
     if labels_as not in ("reference", "ignore"):
         raise ImportRejected(f"unknown labels_as {labels_as!r}; expected reference or ignore")
+    # gzip and Parquet files are read as the JSON lines they hold (app/imports/sources.py).
+    with jsonl_source(fp) as lines:
+        return _import_lines(session, project, lines, settings, fmt, labels_as)
+
+
+def _import_lines(
+    session: Session, project: Project, fp: IO[bytes], settings: Settings, fmt: str, labels_as: str
+) -> ImportResult:
     limits = Limits(settings.max_field_bytes, settings.max_line_bytes)
     stats = ReadStats()
     result = ImportResult()

@@ -14,6 +14,8 @@ from app.batches.service import list_batches
 from app.core.templating import render
 from app.db import DbSession
 from app.errors import DomainError, Invalid
+from app.exports.formats import EXPORT_FORM
+from app.imports.formats import FORMATS as IMPORT_FORMATS
 from app.items.models import Item
 from app.items.service import list_items
 from app.projects.markdown import render_markdown
@@ -112,4 +114,6 @@ def project_page(
     ctx = {"project": project, "items": items, "total": total, "next_after": next_after}
     ctx["batches"] = list_batches(session, _admin, project_id=project.id)
     ctx["guidelines_html"] = render_markdown(project.guidelines)
+    ctx.update(EXPORT_FORM)
+    ctx["import_formats"] = ("auto", *IMPORT_FORMATS)
     return render(request, "project.html", ctx)
