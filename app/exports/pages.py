@@ -16,7 +16,7 @@ from app.auth.dependencies import AdminUser
 from app.db import DbSession
 from app.errors import Invalid
 from app.exports.filters import ExportFilters, Split, parse_dimensions
-from app.exports.formats import FORMATS, ExportFormat
+from app.exports.formats import FORMATS
 from app.exports.router import export_response
 
 router = APIRouter(tags=["pages"], include_in_schema=False)
@@ -65,8 +65,7 @@ def export_download(
         split=split or None,  # type: ignore[arg-type]
         test_fraction=DEFAULT_TEST_FRACTION if fraction is None else fraction,
     )
-    fmt: ExportFormat = format  # type: ignore[assignment]
-    return export_response(request, session, fmt, filters)
+    return export_response(request, session, format, filters)
 
 
 def _id(name: str, value: str) -> int | None:
