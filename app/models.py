@@ -5,7 +5,7 @@ from app.auth.models import ApiToken, LoginFailure, SetupToken, User
 from app.batches.models import Assignment, Batch, BatchItem, BatchMember
 from app.db import Base
 from app.items.models import GoldLabel, Item, ReferenceLabel, Response
-from app.projects.models import Project
+from app.projects.models import GuidelineVersion, Project
 
 __all__ = [
     "Adjudication",
@@ -18,6 +18,7 @@ __all__ = [
     "BatchItem",
     "BatchMember",
     "GoldLabel",
+    "GuidelineVersion",
     "Item",
     "LoginFailure",
     "Project",

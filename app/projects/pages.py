@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 
 from app.auth.access import allow
 from app.auth.dependencies import AdminUser
+from app.auth.models import User
 from app.batches.service import list_batches
 from app.core.templating import render
 from app.db import DbSession
@@ -18,6 +19,12 @@ from app.exports.formats import EXPORT_FORM
 from app.imports.formats import FORMATS as IMPORT_FORMATS
 from app.items.models import Item
 from app.items.service import list_items
+from app.projects.guidelines import (
+    QUESTION_LABELS,
+    edit_guidelines,
+    list_versions,
+    questions_of,
+)
 from app.projects.markdown import render_markdown
 from app.projects.models import Project
 from app.projects.service import create_project, get_project
@@ -117,3 +124,78 @@ def project_page(
     ctx.update(EXPORT_FORM)
     ctx["import_formats"] = ("auto", *IMPORT_FORMATS)
     return render(request, "project.html", ctx)
+
+
+GUIDELINE_NOTICES = {
+    "saved": "Saved as a new version.",
+    "unchanged": "Nothing changed: no new version.",
+}
+
+
+def _guidelines_page(
+    request: Request,
+    session: DbSession,
+    project: Project,
+    *,
+    form: dict[str, Any] | None = None,
+    notice: str | None = None,
+    error: str | None = None,
+    status_code: int = 200,
+) -> Response:
+    versions = list_versions(session, project.id)
+    ids = {v.created_by for v in versions if v.created_by is not None}
+    authors = dict(session.execute(select(User.id, User.username).where(User.id.in_(ids))).all())
+    ctx = {
+        "project": project,
+        "form": form or {"guidelines": project.guidelines, **questions_of(project)},
+        "versions": versions,
+        "authors": authors,
+        "labels": QUESTION_LABELS,
+        "notice": notice,
+        "error": error,
+    }
+    return render(request, "project_guidelines.html", ctx, status_code=status_code)
+
+
+@router.get("/projects/{project_id}/guidelines")
+@allow("admin")
+def guidelines_page(
+    request: Request, project_id: int, session: DbSession, _admin: AdminUser, done: str = ""
+) -> Response:
+    project = get_project(session, project_id)
+    return _guidelines_page(request, session, project, notice=GUIDELINE_NOTICES.get(done))
+
+
+@router.post("/projects/{project_id}/guidelines")
+@allow("admin")
+def edit_guidelines_form(
+    request: Request,
+    project_id: int,
+    session: DbSession,
+    admin: AdminUser,
+    guidelines: Annotated[str, Form(max_length=200_000)] = "",
+    ask_safety: Annotated[bool, Form()] = False,
+    ask_dual: Annotated[bool, Form()] = False,
+    ask_single: Annotated[bool, Form()] = False,
+    ask_rationale: Annotated[bool, Form()] = False,
+    show_suggestions: Annotated[bool, Form()] = False,
+) -> Response:
+    project = get_project(session, project_id)
+    questions = {
+        "ask_safety": ask_safety,
+        "ask_dual": ask_dual,
+        "ask_single": ask_single,
+        "ask_rationale": ask_rationale,
+        "show_suggestions": show_suggestions,
+    }
+    # A textarea sends CRLF line ends; store what the admin typed, with LF.
+    text = guidelines.replace("\r\n", "\n")
+    try:
+        version = edit_guidelines(session, project, text, questions, admin.id)
+    except DomainError as exc:
+        form = {"guidelines": text, **questions}
+        return _guidelines_page(
+            request, session, project, form=form, error=exc.detail, status_code=exc.status_code
+        )
+    done = "saved" if version is not None else "unchanged"
+    return RedirectResponse(f"/projects/{project.id}/guidelines?done={done}", status_code=303)

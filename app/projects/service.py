@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 from app.core.json_text import require_storable
 from app.errors import Conflict, Invalid, NotFound
 from app.limits import MAX_CATEGORIES
+from app.projects.guidelines import record_version
 from app.projects.models import Project
 from app.projects.taxonomy import PRESETS
 
@@ -50,6 +51,7 @@ def create_project(
     )
     session.add(project)
     session.flush()
+    record_version(session, project)
     return project
 
 
