@@ -107,7 +107,9 @@ def upload(url: str, path: Path, workdir: Path) -> list[object]:
     port = free_port()
     proc = serve(url, port, workdir / "upload-server.log")
     try:
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=3600) as browser:
+        with httpx.Client(
+            base_url=f"http://127.0.0.1:{port}", timeout=3600, follow_redirects=True
+        ) as browser:
             token = csrf(browser.get("/login").text)
             form = {"username": "bench-admin", "password": "bench-password-123"}
             assert browser.post("/login", data={**form, "csrf_token": token}).status_code < 400

@@ -26,6 +26,8 @@ class Project(Base):
     ask_rationale: Mapped[bool] = mapped_column(default=False)
     show_suggestions: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Archived: hidden from annotators and from default lists; nothing is deleted.
+    archived_at: Mapped[datetime | None] = mapped_column(default=None)
 
 
 # The project fields that make up a guideline version, besides the guidelines text.

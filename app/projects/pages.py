@@ -19,6 +19,12 @@ from app.exports.formats import EXPORT_FORM
 from app.imports.formats import FORMATS as IMPORT_FORMATS
 from app.items.models import Item
 from app.items.service import list_items
+from app.projects.archive import (
+    archive_project,
+    delete_project,
+    project_annotations,
+    unarchive_project,
+)
 from app.projects.guidelines import (
     QUESTION_LABELS,
     edit_guidelines,
@@ -36,14 +42,22 @@ PAGE_SIZE = 50
 
 @router.get("/projects")
 @allow("admin")
-def projects_page(request: Request, session: DbSession, _admin: AdminUser) -> Response:
-    rows = session.execute(
+def projects_page(
+    request: Request, session: DbSession, _admin: AdminUser, archived: bool = False
+) -> Response:
+    """Live projects; `?archived=1` lists the archived ones instead."""
+    query = (
         select(Project, func.count(Item.id))
         .outerjoin(Item, Item.project_id == Project.id)
         .group_by(Project.id)
         .order_by(Project.id)
-    ).all()
-    return render(request, "projects.html", {"rows": [tuple(r) for r in rows]})
+    )
+    query = query.where(
+        Project.archived_at.is_not(None) if archived else Project.archived_at.is_(None)
+    )
+    rows = session.execute(query).all()
+    ctx = {"rows": [tuple(r) for r in rows], "archived": archived}
+    return render(request, "projects.html", ctx)
 
 
 PRESET_CHOICES = ("pku-saferlhf-19", "beavertails-14", "custom")
@@ -119,7 +133,8 @@ def project_page(
     items, total = list_items(session, project_id, after_id=after_id, limit=PAGE_SIZE)
     next_after = items[-1].id if len(items) == PAGE_SIZE else None
     ctx = {"project": project, "items": items, "total": total, "next_after": next_after}
-    ctx["batches"] = list_batches(session, _admin, project_id=project.id)
+    ctx["batches"] = list_batches(session, _admin, project_id=project.id, include_archived=True)
+    ctx["n_annotations"] = project_annotations(session, project.id)
     ctx["guidelines_html"] = render_markdown(project.guidelines)
     ctx.update(EXPORT_FORM)
     ctx["import_formats"] = ("auto", *IMPORT_FORMATS)
@@ -199,3 +214,51 @@ def edit_guidelines_form(
         )
     done = "saved" if version is not None else "unchanged"
     return RedirectResponse(f"/projects/{project.id}/guidelines?done={done}", status_code=303)
+
+
+@router.post("/projects/{project_id}/archive")
+@allow("admin")
+def archive_project_form(project_id: int, session: DbSession, _admin: AdminUser) -> Response:
+    archive_project(session, get_project(session, project_id))
+    return RedirectResponse(f"/projects/{project_id}", status_code=303)
+
+
+@router.post("/projects/{project_id}/unarchive")
+@allow("admin")
+def unarchive_project_form(project_id: int, session: DbSession, _admin: AdminUser) -> Response:
+    unarchive_project(session, get_project(session, project_id))
+    return RedirectResponse(f"/projects/{project_id}", status_code=303)
+
+
+@router.get("/projects/{project_id}/delete")
+@allow("admin")
+def delete_project_page(
+    request: Request, project_id: int, session: DbSession, _admin: AdminUser
+) -> Response:
+    project = get_project(session, project_id)
+    n_items = session.scalar(select(func.count(Item.id)).where(Item.project_id == project.id))
+    n_batches = len(list_batches(session, _admin, project_id=project.id, include_archived=True))
+    ctx = {
+        "kind": "project",
+        "name": project.name,
+        "action": f"/projects/{project.id}/delete",
+        "back": f"/projects/{project.id}",
+        "annotations": project_annotations(session, project.id),
+        "consequence": f"its {n_items} items and {n_batches} batches are deleted with it",
+    }
+    return render(request, "confirm_delete.html", ctx)
+
+
+@router.post("/projects/{project_id}/delete")
+@allow("admin")
+def delete_project_form(
+    project_id: int,
+    session: DbSession,
+    _admin: AdminUser,
+    confirm: Annotated[str, Form(max_length=8)] = "",
+) -> Response:
+    project = get_project(session, project_id)
+    if confirm != "yes":  # only the confirmation page's button deletes
+        return RedirectResponse(f"/projects/{project_id}/delete", status_code=303)
+    delete_project(session, project)
+    return RedirectResponse("/projects", status_code=303)

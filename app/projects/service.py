@@ -66,5 +66,8 @@ def get_project_by_name(session: Session, name: str) -> Project | None:
     return session.scalar(select(Project).where(Project.name == name))
 
 
-def list_projects(session: Session) -> list[Project]:
-    return list(session.scalars(select(Project).order_by(Project.id)))
+def list_projects(session: Session, *, include_archived: bool = False) -> list[Project]:
+    query = select(Project).order_by(Project.id)
+    if not include_archived:
+        query = query.where(Project.archived_at.is_(None))
+    return list(session.scalars(query))

@@ -1,4 +1,4 @@
-"""admin console: first-run setup tokens, guideline versions
+"""admin console: first-run setup tokens, guideline versions, archived projects and batches
 
 Every project gets version 1 of its guidelines, and every existing annotation is recorded as
 made under it (the guidelines could not change before this revision). From here on a trigger
@@ -63,6 +63,8 @@ def upgrade() -> None:
     )
     sqlite = op.get_bind().dialect.name == "sqlite"
     op.add_column("annotations", sa.Column("guideline_version_id", sa.Integer()))
+    for table in ("projects", "batches"):
+        op.add_column(table, sa.Column("archived_at", app.db.UTCDateTime(timezone=True)))
 
     bind = op.get_bind()
     projects = sa.table(
@@ -136,5 +138,7 @@ def downgrade() -> None:
         op.execute("DROP TRIGGER IF EXISTS annotations_guideline_version ON annotations")
         op.execute("DROP FUNCTION IF EXISTS safepref_guideline_version()")
     op.drop_column("annotations", "guideline_version_id")
+    for table in ("projects", "batches"):
+        op.drop_column(table, "archived_at")
     op.drop_table("guideline_versions")
     op.drop_table("setup_tokens")
