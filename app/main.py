@@ -33,7 +33,7 @@ from app.items import router as items_router
 from app.migrate import resource_path
 from app.projects import pages as project_pages
 from app.projects import router as projects_router
-from app.web import home
+from app.web import api_docs, home
 from app.web.bodies import BodyLimits
 from app.web.errors import install_error_handlers
 from app.web.gate import Gate, RequestGate
@@ -65,8 +65,8 @@ def create_app() -> FastAPI:
         title="safepref",
         version=__version__,
         description="Human preference data for LLM safety alignment (PKU-SafeRLHF schema).",
-        # Swagger UI and ReDoc load scripts from a CDN and run inline script, which the
-        # Content-Security-Policy forbids; the OpenAPI document itself stays at /openapi.json.
+        # FastAPI's own Swagger UI and ReDoc pages load scripts from a CDN and run inline
+        # script; /docs is served by app/web/api_docs.py from the pinned npm package instead.
         docs_url=None,
         redoc_url=None,
     )
@@ -87,6 +87,7 @@ def create_app() -> FastAPI:
     app.include_router(dashboard_pages.router)
     for module in (auth_pages, setup_pages, project_pages, import_pages, export_pages, home):
         app.include_router(module.router)
+    app.include_router(api_docs.router)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> Response:
