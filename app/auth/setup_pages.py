@@ -10,11 +10,11 @@ from fastapi.responses import RedirectResponse, Response
 
 from app.auth.access import allow
 from app.auth.first_run import GONE, complete_setup, setup_token_valid
-from app.auth.security import PRESESSION_COOKIE, SESSION_COOKIE
 from app.auth.sessions import set_presession_cookie, set_session_cookie
+from app.core.cookies import PRESESSION_COOKIE, SESSION_COOKIE
+from app.core.templating import render
 from app.db import DbSession
 from app.errors import DomainError, Invalid
-from app.web.templating import render
 
 router = APIRouter(tags=["pages"], include_in_schema=False)
 

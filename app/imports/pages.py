@@ -15,12 +15,12 @@ from fastapi.responses import Response
 from app.auth.access import allow
 from app.auth.dependencies import AdminUser
 from app.config import get_settings
+from app.core.templating import render
 from app.db import DbSession
 from app.errors import ImportRejected
 from app.imports.router import FormatParam
 from app.imports.service import import_file
 from app.projects.service import get_project
-from app.web.templating import render
 
 router = APIRouter(tags=["pages"], include_in_schema=False)
 

@@ -8,9 +8,9 @@ from typing import Any
 
 import httpx
 import pytest
-from browserkit import screenshot
 
 from app.web.headers import CSP
+from tests.support.browserkit import screenshot
 
 pytestmark = pytest.mark.browser
 

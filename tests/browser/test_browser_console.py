@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from browserkit import login, screenshot
 
-from tests.consensus_factory import SAFE, annotate, build, payload, unsafe, user
+from tests.support.browserkit import login, screenshot
+from tests.support.consensus_factory import SAFE, annotate, build, payload, unsafe, user
 
 pytestmark = pytest.mark.browser
 

@@ -13,9 +13,9 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.items.models import Item
-from tests.authkit import logged_in
-from tests.consensus_factory import SAFE, annotate, build, payload, unsafe, user
-from tests.samples import jsonl, pku_pair
+from tests.support.authkit import logged_in
+from tests.support.consensus_factory import SAFE, annotate, build, payload, unsafe, user
+from tests.support.samples import jsonl, pku_pair
 
 MakeUser = Callable[..., tuple[Any, str]]
 

@@ -14,8 +14,8 @@ from app.annotations.models import Annotation
 from app.batches.models import Batch
 from app.items.models import Item
 from app.projects.models import Project
-from tests.authkit import logged_in
-from tests.queue_factory import seed_project, valid_annotation
+from tests.support.authkit import logged_in
+from tests.support.queue_factory import seed_project, valid_annotation
 
 MakeUser = Callable[..., tuple[Any, str]]
 

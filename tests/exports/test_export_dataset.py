@@ -17,7 +17,7 @@ from app.config import Settings
 from app.db import make_engine
 from app.exports.filters import split_of
 from app.projects.taxonomy import PKU_SAFERLHF_19
-from tests.consensus_factory import SAFE, annotate, build, payload, unsafe, user
+from tests.support.consensus_factory import SAFE, annotate, build, payload, unsafe, user
 
 PROMPTS = [f"Dataset prompt number {i}: is this safe?" for i in range(12)]
 

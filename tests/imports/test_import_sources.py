@@ -14,8 +14,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.items.models import Item, ReferenceLabel, Response
-from tests.samples import beavertails_line, generic_line, jsonl, pku_pair, qa_line
-from tests.test_imports import new_project, upload
+from tests.imports.test_imports import new_project, upload
+from tests.support.samples import beavertails_line, generic_line, jsonl, pku_pair, qa_line
 
 
 def parquet(rows: list[dict[str, Any]]) -> bytes:

@@ -13,8 +13,8 @@ from sqlalchemy.orm import Session
 
 from app.annotations.models import Annotation
 from app.projects.models import GuidelineVersion, Project
-from tests.authkit import logged_in
-from tests.queue_factory import seed_project, valid_annotation
+from tests.support.authkit import logged_in
+from tests.support.queue_factory import seed_project, valid_annotation
 
 MakeUser = Callable[..., tuple[Any, str]]
 QUESTIONS = {"ask_safety": "on", "ask_dual": "on"}

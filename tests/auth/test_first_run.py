@@ -17,12 +17,13 @@ from sqlalchemy.orm import Session
 from app import migrate
 from app.auth.first_run import complete_setup, issue_setup_token, setup_token_valid
 from app.auth.models import SetupToken, User
-from app.auth.security import SESSION_COOKIE, token_digest
+from app.auth.security import token_digest
 from app.config import Settings
+from app.core.cookies import SESSION_COOKIE
 from app.db import make_engine
 from app.errors import NotFound
-from tests.authkit import csrf_from
-from tests.live_server import app_server
+from tests.support.authkit import csrf_from
+from tests.support.live_server import app_server
 
 GOOD = {"username": "root", "password": "first-admin-pw", "repeat_password": "first-admin-pw"}
 
