@@ -202,7 +202,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", default="", help="what the token is for")
     p.set_defaults(handler=_create_token)
 
-    p = sub.add_parser("import", help="import a JSONL file into a project")
+    p = sub.add_parser(
+        "import", help="import a JSONL file (or .jsonl.gz, or Parquet) into a project"
+    )
     p.add_argument("file")
     p.add_argument("--project", required=True, help="project name (created if missing)")
     p.add_argument(
