@@ -10,10 +10,11 @@ field.
 from __future__ import annotations
 
 from functools import partial
-from typing import get_args
+from typing import IO, get_args
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
+from sqlalchemy.orm import Session
 from starlette.datastructures import UploadFile
 
 from app.auth.access import allow
@@ -21,12 +22,26 @@ from app.core.templating import render
 from app.db import run_in_session
 from app.errors import ImportRejected, Invalid
 from app.imports.router import FILE_FIELD, FormatParam, check_importer, run_import
+from app.imports.service import ImportResult
 from app.web.bodies import accepts_upload
 from app.web.gate import hold
 
 router = APIRouter(tags=["pages"], include_in_schema=False)
 FORMATS: tuple[str, ...] = get_args(FormatParam)
 LABELS_AS = ("ignore", "reference")
+
+
+def _import_or_refusal(
+    request: Request, project_id: int, fp: IO[bytes], fmt: str, labels_as: str, session: Session
+) -> ImportResult | ImportRejected:
+    try:
+        return run_import(request, project_id, fp, fmt, labels_as, session)
+    except ImportRejected as refused:
+        session.rollback()  # nothing of a refused file is kept
+        user = getattr(request.state, "user", None)
+        if user is not None:
+            session.refresh(user)  # loaded again for the page's top bar
+        return refused
 
 
 def _choice(form_value: object, allowed: tuple[str, ...], name: str) -> str:
@@ -51,13 +66,13 @@ async def import_page(request: Request, project_id: int) -> Response:
         fmt = _choice(form.get("format"), FORMATS, "format")
         labels_as = _choice(form.get("labels_as"), LABELS_AS, "labels_as")
         ctx: dict[str, object] = {"project": project, "filename": file.filename or ""}
-        try:
-            async with hold(request.app):
-                work = partial(run_import, request, project_id, file.file, fmt, labels_as)
-                ctx["result"] = await run_in_session(request, work)  # rolled back on error
-        except ImportRejected as exc:
-            ctx["error"] = exc
-            return render(request, "import_result.html", ctx, status_code=422)
+        async with hold(request.app):
+            work = partial(_import_or_refusal, request, project_id, file.file, fmt, labels_as)
+            outcome = await run_in_session(request, work)
     finally:
         await form.close()
+    if isinstance(outcome, ImportRejected):
+        ctx["error"] = outcome
+        return render(request, "import_result.html", ctx, status_code=422)
+    ctx["result"] = outcome
     return render(request, "import_result.html", ctx, status_code=201)
