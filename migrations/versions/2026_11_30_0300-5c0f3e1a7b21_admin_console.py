@@ -7,7 +7,7 @@ inserted or revised, whichever code path writes it (the Python queue, or the Pos
 functions).
 
 Revision ID: 5c0f3e1a7b21
-Revises: 1ada494eb64e
+Revises: 5b7e1c2d9f30
 Create Date: 2026-11-30 02:00:00
 """
 
@@ -19,7 +19,7 @@ from alembic import op
 import app.db
 
 revision: str = "5c0f3e1a7b21"
-down_revision: str | None = "1ada494eb64e"
+down_revision: str | None = "5b7e1c2d9f30"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
