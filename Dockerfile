@@ -3,12 +3,14 @@
 FROM node:20-slim AS assets
 WORKDIR /src
 COPY package.json package-lock.json ./
-RUN npm ci --no-audit --no-fund
+RUN SCARF_ANALYTICS=false npm ci --no-audit --no-fund
 
 FROM python:3.11-slim
 WORKDIR /srv/safepref
 COPY . .
 COPY --from=assets /src/node_modules/htmx.org/dist/htmx.min.js static/vendor/htmx.min.js
+COPY --from=assets /src/node_modules/swagger-ui-dist/swagger-ui-bundle.js \
+     /src/node_modules/swagger-ui-dist/swagger-ui.css static/vendor/swagger-ui/
 RUN pip install --no-cache-dir . && useradd --system safepref
 USER safepref
 ENV SAFEPREF_ENVIRONMENT=production

@@ -37,7 +37,8 @@ def _serve(args: argparse.Namespace) -> int:
     settings.resolved_secret_key()  # refuse to start without a usable secret, before forking
     if settings.is_sqlite:
         migrate.upgrade(get_engine())
-        get_engine().dispose()
+    _print_setup_link(args.host, args.port)
+    get_engine().dispose()  # the workers open their own connections
     return serving.serve(
         args.host,
         args.port,
@@ -45,6 +46,30 @@ def _serve(args: argparse.Namespace) -> int:
         proxy_headers=False,
         log_level=args.log_level,
         access_log=not args.no_access_log,
+    )
+
+
+def _print_setup_link(host: str, port: int) -> None:
+    """With no admin in the database, prints a one-time link that creates the first one."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from app.auth.first_run import SETUP_PATH, issue_setup_token
+
+    try:
+        with get_sessionmaker().begin() as session:
+            token = issue_setup_token(session)
+    except SQLAlchemyError:  # a database not migrated yet: `safepref migrate` says more
+        return
+    if token is None:
+        return
+    shown = "localhost" if host in ("0.0.0.0", "::", "") else host
+    if ":" in shown:
+        shown = f"[{shown}]"
+    print(
+        "safepref: no admin account yet. Open this one-time link to create the first one\n"
+        f"  http://{shown}:{port}{SETUP_PATH}{token}\n"
+        "(or run `safepref create-user NAME --role admin`)",
+        flush=True,
     )
 
 
@@ -179,7 +204,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     from app.imports.formats import FORMAT_CHOICES, LABELS_AS
 
-    p = sub.add_parser("import", help="import a JSONL file into a project")
+    p = sub.add_parser(
+        "import", help="import a JSONL file (or .jsonl.gz, or Parquet) into a project"
+    )
     p.add_argument("file")
     p.add_argument("--project", required=True, help="project name (created if missing)")
     p.add_argument(

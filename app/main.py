@@ -15,6 +15,7 @@ from app.annotations import pages as annotation_pages
 from app.annotations import router as annotations_router
 from app.auth import pages as auth_pages
 from app.auth import router as auth_router
+from app.auth import setup_pages
 from app.auth.access import document_access
 from app.batches import pages as batch_pages
 from app.batches import router as batches_router
@@ -23,14 +24,16 @@ from app.consensus import router as consensus_router
 from app.core.csrf import CSRFMiddleware
 from app.dashboard import pages as dashboard_pages
 from app.dashboard import router as dashboard_router
+from app.exports import pages as export_pages
 from app.exports import router as exports_router
+from app.imports import pages as import_pages
 from app.imports import router as imports_router
 from app.items import router as items_router
 from app.migrate import resource_path
 from app.projects import pages as project_pages
 from app.projects import router as projects_router
 from app.queue.postgres import HotPool
-from app.web import home
+from app.web import api_docs, home
 from app.web.bodies import BodyLimits
 from app.web.errors import install_error_handlers
 from app.web.gate import Gate, RequestGate
@@ -62,8 +65,8 @@ def create_app() -> FastAPI:
         title="safepref",
         version=__version__,
         description="Human preference data for LLM safety alignment (PKU-SafeRLHF schema).",
-        # Swagger UI and ReDoc load scripts from a CDN and run inline script, which the
-        # Content-Security-Policy forbids; the OpenAPI document itself stays at /openapi.json.
+        # FastAPI's own Swagger UI and ReDoc pages load scripts from a CDN and run inline
+        # script; /docs is served by app/web/api_docs.py from the pinned npm package instead.
         docs_url=None,
         redoc_url=None,
     )
@@ -82,8 +85,9 @@ def create_app() -> FastAPI:
     # Admin dashboard, overview, disagreements and gold items (issue 7).
     app.include_router(dashboard_router.router)
     app.include_router(dashboard_pages.router)
-    for module in (auth_pages, project_pages, home):
+    for module in (auth_pages, setup_pages, project_pages, import_pages, export_pages, home):
         app.include_router(module.router)
+    app.include_router(api_docs.router)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> Response:

@@ -1,11 +1,11 @@
 """Imports every domain's models so that Base.metadata knows all tables (Alembic, tests)."""
 
 from app.annotations.models import Adjudication, Annotation, AnnotationRevision
-from app.auth.models import ApiToken, LoginFailure, User
+from app.auth.models import ApiToken, LoginFailure, SetupToken, User
 from app.batches.models import Assignment, Batch, BatchItem, BatchMember
 from app.db import Base
 from app.items.models import GoldLabel, Item, ReferenceLabel, Response
-from app.projects.models import Project
+from app.projects.models import GuidelineVersion, Project
 
 __all__ = [
     "Adjudication",
@@ -18,10 +18,12 @@ __all__ = [
     "BatchItem",
     "BatchMember",
     "GoldLabel",
+    "GuidelineVersion",
     "Item",
     "LoginFailure",
     "Project",
     "ReferenceLabel",
     "Response",
+    "SetupToken",
     "User",
 ]

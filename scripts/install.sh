@@ -10,9 +10,13 @@ if ! command -v npm >/dev/null 2>&1; then
   echo "install: npm is required (Node.js 18+) to fetch the pinned front-end files" >&2
   exit 1
 fi
-npm ci --no-audit --no-fund --loglevel=error
-mkdir -p static/vendor
+# swagger-ui-dist depends on @scarf/scarf, whose install step reports downloads: not from here.
+SCARF_ANALYTICS=false npm ci --no-audit --no-fund --loglevel=error
+mkdir -p static/vendor/swagger-ui
 cp node_modules/htmx.org/dist/htmx.min.js static/vendor/htmx.min.js
+# /docs (app/web/api_docs.py): Swagger UI's bundle and stylesheet, nothing else of the package.
+cp node_modules/swagger-ui-dist/swagger-ui-bundle.js node_modules/swagger-ui-dist/swagger-ui.css \
+  static/vendor/swagger-ui/
 
 [ -x .venv/bin/python ] || "$python" -m venv .venv
 .venv/bin/python -m pip install --quiet --upgrade pip

@@ -35,6 +35,11 @@ class Annotation(Base):
     suggestion_viewed: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # The project's guideline version (guideline_versions.id) when the annotation was made or
+    # last revised; set by a trigger (migrations: admin console), so both queue paths record it
+    # the same way. No foreign key: SQLite cannot add one to an existing table without
+    # rebuilding it, and versions are only ever deleted with their project (and its batches).
+    guideline_version_id: Mapped[int | None] = mapped_column(default=None)
 
 
 class AnnotationRevision(Base):

@@ -47,6 +47,7 @@ from app.db import DbSession, utcnow
 from app.errors import Conflict, Invalid, NotFound
 from app.items.models import Item
 from app.projects.category_help import category_help
+from app.projects.guidelines import change_notice
 from app.queue import front
 
 router = APIRouter(tags=["pages"], include_in_schema=False)
@@ -130,6 +131,7 @@ def page_context(
         "suggestion": suggestion if viewed else None,
         "suggestion_offered": suggestion is not None and editable and not viewed,
         "suggestion_url": suggestion_url(a.id),
+        "guideline_notice": change_notice(session, project.id, user.id),
         "progress": page_progress(session, view.batch, user.id),
         "editable": editable,
         "revising": a.status == AssignmentStatus.SUBMITTED,

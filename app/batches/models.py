@@ -63,6 +63,8 @@ class Batch(Base):
     is_open: Mapped[bool] = mapped_column(default=True)
     gold_rate: Mapped[float] = mapped_column(default=0.0)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Archived (app/projects/archive.py): closed, hidden from annotators and default lists.
+    archived_at: Mapped[datetime | None] = mapped_column(default=None)
 
 
 class BatchMember(Base):

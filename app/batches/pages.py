@@ -22,7 +22,9 @@ from app.batches import service
 from app.core.templating import render
 from app.db import DbSession, utcnow
 from app.errors import DomainError, Invalid
+from app.exports.formats import EXPORT_FORM
 from app.items.models import Item
+from app.projects.archive import archive_batch, batch_annotations, delete_batch, unarchive_batch
 from app.projects.models import Project
 from app.projects.service import get_project
 from app.queue import front
@@ -57,11 +59,19 @@ Form_ = Annotated[FormData, Depends(form_data)]
 @router.get("/batches")
 @allow("admin")
 def batches_page(
-    request: Request, session: DbSession, user: AdminUser, project_id: int | None = None
+    request: Request,
+    session: DbSession,
+    user: AdminUser,
+    project_id: int | None = None,
+    archived: bool = False,
 ) -> Response:
-    summaries = service.list_batches(session, user, project_id=project_id)
+    """Live batches; `?archived=1` adds the archived ones."""
+    summaries = service.list_batches(
+        session, user, project_id=project_id, include_archived=archived
+    )
     projects = {p.id: p for p in session.scalars(select(Project))}
     ctx = {"summaries": summaries, "projects": projects, "project_id": project_id}
+    ctx["archived"] = archived
     return render(request, "batches.html", ctx)
 
 
@@ -162,6 +172,7 @@ def batch_page(request: Request, batch_id: int, session: DbSession, _admin: Admi
     now = utcnow()
     members = service.list_members(session, batch, now)
     member_ids = {row.user.id for row in members}
+    project = session.get_one(Project, batch.project_id)
     candidates = [
         u
         for u in session.scalars(
@@ -171,11 +182,14 @@ def batch_page(request: Request, batch_id: int, session: DbSession, _admin: Admi
     ]
     ctx = {
         "batch": batch,
-        "project": session.get_one(Project, batch.project_id),
+        "project": project,
         "progress": service.batch_progress(session, batch, now),
         "members": members,
         "candidates": candidates,
         "error": request.query_params.get("error"),
+        "n_annotations": batch_annotations(session, batch.id),
+        "project_archived": project.archived_at is not None,
+        **EXPORT_FORM,
     }
     return render(request, "batch.html", ctx)
 
@@ -261,3 +275,50 @@ def batch_done_page(
         ),
     }
     return render(request, "batch_done.html", ctx)
+
+
+@router.post("/batches/{batch_id}/archive")
+@allow("admin")
+def archive_batch_form(batch_id: int, session: DbSession, _admin: AdminUser) -> Response:
+    archive_batch(session, service.get_batch(session, batch_id))
+    return redirect(f"/batches/{batch_id}")
+
+
+@router.post("/batches/{batch_id}/unarchive")
+@allow("admin")
+def unarchive_batch_form(batch_id: int, session: DbSession, _admin: AdminUser) -> Response:
+    unarchive_batch(session, service.get_batch(session, batch_id))
+    return redirect(f"/batches/{batch_id}")
+
+
+@router.get("/batches/{batch_id}/delete")
+@allow("admin")
+def delete_batch_page(
+    request: Request, batch_id: int, session: DbSession, _admin: AdminUser
+) -> Response:
+    batch = service.get_batch(session, batch_id)
+    ctx = {
+        "kind": "batch",
+        "name": batch.name,
+        "action": f"/batches/{batch.id}/delete",
+        "back": f"/batches/{batch.id}",
+        "annotations": batch_annotations(session, batch.id),
+        "consequence": "its members and assignments are deleted; its items stay in the project",
+    }
+    return render(request, "confirm_delete.html", ctx)
+
+
+@router.post("/batches/{batch_id}/delete")
+@allow("admin")
+def delete_batch_form(
+    batch_id: int,
+    session: DbSession,
+    _admin: AdminUser,
+    confirm: Annotated[str, Form(max_length=8)] = "",
+) -> Response:
+    batch = service.get_batch(session, batch_id)
+    if confirm != "yes":  # only the confirmation page's button deletes
+        return redirect(f"/batches/{batch_id}/delete")
+    project_id = batch.project_id
+    delete_batch(session, batch)
+    return redirect(f"/projects/{project_id}")

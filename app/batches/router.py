@@ -83,9 +83,14 @@ def list_batches(
     user: CurrentUser,
     project_id: Annotated[int | None, Query()] = None,
     open_only: Annotated[bool, Query()] = False,
+    include_archived: Annotated[
+        bool, Query(description="admins: also archived batches and those of archived projects")
+    ] = False,
 ) -> list[BatchOut]:
-    """Admins: every batch; annotators: the batches they are members of."""
-    found = service.list_batches(session, user, project_id=project_id, open_only=open_only)
+    """Admins: every batch; annotators: the batches they are members of (never archived)."""
+    found = service.list_batches(
+        session, user, project_id=project_id, open_only=open_only, include_archived=include_archived
+    )
     return [batch_out(s) for s in found]
 
 

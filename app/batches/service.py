@@ -123,12 +123,26 @@ def visible_batch(session: Session, batch_id: int, user: User) -> Batch:
     batch = session.get(Batch, batch_id)
     if batch is None or (not user.is_admin and not is_member(session, batch_id, user.id)):
         raise NotFound(f"no batch {batch_id}")
+    if not user.is_admin and is_archived(session, batch):
+        raise NotFound(f"no batch {batch_id}")
     return batch
+
+
+def is_archived(session: Session, batch: Batch) -> bool:
+    """The batch or its project is archived."""
+    if batch.archived_at is not None:
+        return True
+    return (
+        session.scalar(select(Project.archived_at).where(Project.id == batch.project_id))
+        is not None
+    )
 
 
 def set_open(session: Session, batch: Batch, is_open: bool) -> Batch:
     """Closing stops next, submit and skip (409) without touching any data; reopening
-    resumes them."""
+    resumes them. An archived batch (or one of an archived project) stays closed."""
+    if is_open and is_archived(session, batch):
+        raise Conflict(f"batch {batch.id} is archived (or its project is): unarchive it first")
     batch.is_open = is_open
     session.flush()
     return batch
@@ -276,8 +290,12 @@ def list_batches(
     *,
     project_id: int | None = None,
     open_only: bool = False,
+    include_archived: bool = False,
 ) -> list[BatchSummary]:
-    """Batches the caller may see (admins: all; annotators: their own), with item counts."""
+    """Batches the caller may see (admins: all; annotators: their own), with item counts.
+
+    Archived batches, and the batches of archived projects, are left out unless an admin asks
+    for them."""
     counts = (
         select(
             BatchItem.batch_id.label("batch_id"),
@@ -303,6 +321,9 @@ def list_batches(
         query = query.where(Batch.project_id == project_id)
     if open_only:
         query = query.where(Batch.is_open.is_(True))
+    if not (include_archived and user.is_admin):
+        live_projects = select(Project.id).where(Project.archived_at.is_(None))
+        query = query.where(Batch.archived_at.is_(None), Batch.project_id.in_(live_projects))
     return [
         BatchSummary(batch, int(items or 0), int(submitted or 0))
         for batch, items, submitted in session.execute(query)

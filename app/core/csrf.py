@@ -31,13 +31,14 @@ from app.core.htmx import is_htmx
 from app.core.templating import render
 
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
-# Where the login form posts: protected even though the caller has no session yet.
+# Where the login and first-run forms post: protected even though the caller has no session.
 LOGIN_PATH = "/login"
 BAD_TOKEN = "CSRF token missing or invalid: reload the page and try again"
 NO_COOKIE = (
     "Your browser did not send the login page's cookie. Reload the login page and try again; "
     "if this happens again, allow cookies for this site."
 )
+SETUP_PREFIX = "/setup/"
 # How much of a form body is read looking for the field; the form templates put it first.
 SCAN_LIMIT = 1024 * 1024
 
@@ -73,7 +74,12 @@ def needs_check(scope: Scope, request: Request) -> bool:
     # hot path never parses them).
     if scope["method"] not in UNSAFE_METHODS or _bearer(scope):
         return False
-    return bool(request.cookies.get(SESSION_COOKIE)) or scope["path"] == LOGIN_PATH
+    path = scope["path"]
+    return (
+        bool(request.cookies.get(SESSION_COOKIE))
+        or path == LOGIN_PATH
+        or path.startswith(SETUP_PREFIX)
+    )
 
 
 class _FieldFinder:

@@ -13,7 +13,8 @@ from sqlalchemy.orm import Session
 
 from app.config import get_settings
 from app.db import get_read_sessionmaker
-from app.errors import NotFound
+from app.errors import Invalid, NotFound
+from app.exports.dataset import write_dataset
 from app.exports.filters import ExportFilters, parse_dimensions
 from app.exports.formats import FORMATS
 from app.exports.parallel import default_jobs, export_parallel
@@ -66,6 +67,17 @@ def add_parser(sub: Any) -> None:
         "1 on SQLite); the output is the same",
     )
     p.add_argument("-o", "--output", help="output file (default: standard output)")
+    p.add_argument(
+        "--to-dataset",
+        metavar="DIR",
+        help="write a Hugging Face datasets folder instead: Parquet per split (train and test, "
+        "by --test-fraction) and a README.md dataset card",
+    )
+    p.add_argument(
+        "--license",
+        default="other",
+        help="license recorded in the dataset card (with --to-dataset; default %(default)s)",
+    )
     p.add_argument("--page-size", type=int, default=PAGE_SIZE, help=argparse.SUPPRESS)
     p.set_defaults(handler=run)
 
@@ -91,6 +103,8 @@ class _Bar:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.to_dataset and (args.output or args.split):
+        raise Invalid("--to-dataset writes both splits to a folder: leave out -o and --split")
     filters_args: dict[str, Any] = {
         "batch_id": args.batch,
         "min_annotations": args.min_annotations,
@@ -110,6 +124,20 @@ def run(args: argparse.Namespace) -> int:
         scope = resolve_scope(session, filters)
         bar = _Bar(count_units(session, args.format, scope), sys.stderr)
         progress = bar if sys.stderr.isatty() else None
+        if args.to_dataset:
+            secret = get_settings().resolved_secret_key() if args.format == "annotations" else ""
+            counts = write_dataset(
+                session,
+                args.format,
+                filters,
+                scope,
+                Path(args.to_dataset),
+                license=args.license,
+                secret=secret,
+            )
+            rows = ", ".join(f"{split} {n}" for split, n in counts.items())
+            print(f"dataset written to {args.to_dataset}: {rows} rows", file=sys.stderr)
+            return 0
         if args.output is None:
             try:
                 _export_to(sys.stdout.buffer, session, args, filters, scope, progress)

@@ -11,7 +11,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, get_args
 
-from app.consensus.aggregate import Dimension
+from app.consensus.aggregate import DIMENSIONS, Dimension
 from app.consensus.labels import FinalLabels, ResponseLabels
 
 ExportFormat = Literal[
@@ -23,6 +23,9 @@ ExportFormat = Literal[
     "annotations",
 ]
 FORMATS: tuple[ExportFormat, ...] = get_args(ExportFormat)
+
+# What the export form (templates/fragments/export_form.html) offers.
+EXPORT_FORM: dict[str, Any] = {"export_formats": FORMATS, "export_dimensions": DIMENSIONS}
 
 # The dimensions each consensus format writes (and, by default, requires to agree).
 NEEDS: dict[ExportFormat, tuple[Dimension, ...]] = {

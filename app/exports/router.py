@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session
@@ -18,6 +18,7 @@ from app.core.json_body import JSONRulesRoute
 from app.db import DbSession
 from app.exports.filters import ExportFilters, Split, parse_dimensions
 from app.exports.formats import ExportFormat
+from app.exports.gzipped import accepts_gzip, gzip_stream
 from app.exports.service import export_lines, resolve_scope
 
 router = APIRouter(prefix="/api/v1/exports", tags=["exports"], route_class=JSONRulesRoute)
@@ -42,6 +43,7 @@ def _stream(
 )
 @allow("admin")
 def export(
+    request: Request,
     format: ExportFormat,
     session: DbSession,
     _admin: AdminUser,
@@ -75,11 +77,19 @@ def export(
         split=split,
         test_fraction=test_fraction,
     )
+    return export_response(request, session, format, filters)
+
+
+def export_response(
+    request: Request, session: Session, fmt: ExportFormat, filters: ExportFilters
+) -> StreamingResponse:
+    """The streamed export file, gzip-compressed as it streams when the client accepts it."""
     resolve_scope(session, filters)  # a bad batch or project fails here, before streaming
     secret = get_settings().resolved_secret_key()
-    name = format + (f"-{split}" if split else "") + ".jsonl"
-    return StreamingResponse(
-        _stream(session.get_bind(), format, filters, secret),
-        media_type=NDJSON,
-        headers={"Content-Disposition": f'attachment; filename="{name}"'},
-    )
+    name = fmt + (f"-{filters.split}" if filters.split else "") + ".jsonl"
+    body: Iterator[bytes] = _stream(session.get_bind(), fmt, filters, secret)
+    headers = {"Content-Disposition": f'attachment; filename="{name}"', "Vary": "Accept-Encoding"}
+    if accepts_gzip(request.headers.get("accept-encoding", "")):
+        body = gzip_stream(body)
+        headers["Content-Encoding"] = "gzip"
+    return StreamingResponse(body, media_type=NDJSON, headers=headers)

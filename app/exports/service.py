@@ -367,6 +367,7 @@ def _annotation_pages(
                 Annotation.created_at,
                 Annotation.updated_at,
                 Annotation.payload,
+                Annotation.guideline_version_id,
                 Assignment.submitted_at,
             )
             .join(Assignment, Assignment.id == Annotation.assignment_id)
@@ -383,11 +384,14 @@ def _annotation_pages(
             ).all()
         )
         sides: dict[int, str] = {}
+        items: dict[int, tuple[str | None, Any]] = {}
+        columns = [Item.id, Item.external_id, Item.meta]
         if filters.split is not None:
-            for item_id, prompt in session.execute(
-                select(Item.id, Item.prompt).where(Item.id.in_(item_ids))
-            ):
-                sides[item_id] = split_of(prompt, filters.test_fraction)
+            columns.append(Item.prompt)
+        for row in session.execute(select(*columns).where(Item.id.in_(item_ids))):
+            items[row.id] = (row.external_id, row.meta)
+            if filters.split is not None:
+                sides[row.id] = split_of(row.prompt, filters.test_fraction)
         with gc_paused():
             out = []
             for r in rows:
@@ -396,8 +400,11 @@ def _annotation_pages(
                 if r.annotator_id not in names:
                     names[r.annotator_id] = pseudonym(secret, r.annotator_id)
                 submitted = r.submitted_at or r.created_at
+                external_id, meta = items.get(r.item_id, (None, None))
                 record: dict[str, Any] = {
                     "item_id": r.item_id,
+                    "external_id": external_id,
+                    "item_meta": meta,
                     "batch_id": r.batch_id,
                     "assignment_id": r.assignment_id,
                     "annotator": names[r.annotator_id],
@@ -406,6 +413,7 @@ def _annotation_pages(
                     "revision": r.revision,
                     "duration_ms": r.duration_ms,
                     "suggestion_viewed": r.suggestion_viewed,
+                    "guideline_version_id": r.guideline_version_id,
                 }
                 for key, value in r.payload.items():
                     if key == "responses":

@@ -47,12 +47,13 @@ UPLOAD_BODY: dict[str, Any] = {
 }
 
 
-def _check(request: Request, project_id: int, session: Session) -> None:
+def check_importer(request: Request, project_id: int, session: Session) -> str:
+    """The caller must be an admin and the project exist; returns the project's name."""
     admin_user(authenticated(request, session))
-    get_project(session, project_id)
+    return get_project(session, project_id).name
 
 
-def _import(
+def run_import(
     request: Request,
     project_id: int,
     fp: IO[bytes],
@@ -60,7 +61,7 @@ def _import(
     labels_as: LabelsAs,
     session: Session,
 ) -> ImportResult:
-    _check(request, project_id, session)  # again: the file took time to arrive
+    check_importer(request, project_id, session)  # again: the file took time to arrive
     project = get_project(session, project_id)
     return import_file(session, project, fp, settings=get_settings(), fmt=fmt, labels_as=labels_as)
 
@@ -79,14 +80,14 @@ async def create_import(
     """Imports the multipart field `file` into the project; writes nothing unless every line
     passes. 413 past the upload limit."""
     async with hold(request.app):
-        await run_in_session(request, partial(_check, request, project_id))
+        await run_in_session(request, partial(check_importer, request, project_id))
     form = await request.form(max_files=1, max_fields=16)
     try:
         file = form.get(FILE_FIELD)
         if not isinstance(file, UploadFile):
             raise Invalid(f"field {FILE_FIELD!r}: a file is required (multipart/form-data)")
         async with hold(request.app):
-            work = partial(_import, request, project_id, file.file, format, labels_as)
+            work = partial(run_import, request, project_id, file.file, format, labels_as)
             result = await run_in_session(request, work)
     finally:
         await form.close()

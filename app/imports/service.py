@@ -32,6 +32,7 @@ from app.imports.formats import (
     read_items,
     response_sha256,
 )
+from app.imports.sources import jsonl_source
 from app.items.models import Item, ReferenceLabel, Response
 from app.projects.models import Project
 
@@ -63,7 +64,8 @@ def import_file(
     fmt: FormatChoice = "auto",
     labels_as: LabelsAs = "ignore",
 ) -> ImportResult:
-    """Imports `fp` into `project`. Raises ImportRejected on the first bad line.
+    """Imports `fp` (seekable: JSONL, gzip-compressed JSONL or Parquet) into `project`.
+    Raises ImportRejected on the first bad line.
 
     Nothing is committed here: the caller's transaction (request or CLI) commits once the
     whole file has passed, so a rejected file leaves no trace.
@@ -71,6 +73,19 @@ def import_file(
     if labels_as not in LABELS_AS:
         expected = " or ".join(LABELS_AS)
         raise ImportRejected(f"unknown labels_as {labels_as!r}; expected {expected}")
+    # gzip and Parquet files are read as the JSON lines they hold (app/imports/sources.py).
+    with jsonl_source(fp) as lines:
+        return _import_lines(session, project, lines, settings, fmt, labels_as)
+
+
+def _import_lines(
+    session: Session,
+    project: Project,
+    fp: IO[bytes],
+    settings: Settings,
+    fmt: FormatChoice,
+    labels_as: LabelsAs,
+) -> ImportResult:
     limits = Limits(settings.max_field_bytes, settings.max_line_bytes)
     stats = ReadStats()
     result = ImportResult()

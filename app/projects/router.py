@@ -33,8 +33,12 @@ def create_project(body: ProjectCreate, session: DbSession, _admin: AdminUser) -
 
 @router.get("", response_model=list[ProjectOut])
 @allow("admin")
-def list_projects(session: DbSession, _admin: AdminUser) -> list[ProjectOut]:
-    return [ProjectOut.model_validate(p) for p in service.list_projects(session)]
+def list_projects(
+    session: DbSession, _admin: AdminUser, include_archived: bool = False
+) -> list[ProjectOut]:
+    """Live projects; `include_archived` adds the archived ones."""
+    found = service.list_projects(session, include_archived=include_archived)
+    return [ProjectOut.model_validate(p) for p in found]
 
 
 @router.get("/{project_id}", response_model=ProjectOut)

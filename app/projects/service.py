@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 from app.core.json_text import require_storable
 from app.errors import Conflict, Invalid, NotFound
 from app.limits import MAX_CATEGORIES
+from app.projects.guidelines import record_version
 from app.projects.models import Project
 from app.projects.taxonomy import PRESETS
 
@@ -50,6 +51,7 @@ def create_project(
     )
     session.add(project)
     session.flush()
+    record_version(session, project)
     return project
 
 
@@ -64,5 +66,8 @@ def get_project_by_name(session: Session, name: str) -> Project | None:
     return session.scalar(select(Project).where(Project.name == name))
 
 
-def list_projects(session: Session) -> list[Project]:
-    return list(session.scalars(select(Project).order_by(Project.id)))
+def list_projects(session: Session, *, include_archived: bool = False) -> list[Project]:
+    query = select(Project).order_by(Project.id)
+    if not include_archived:
+        query = query.where(Project.archived_at.is_(None))
+    return list(session.scalars(query))

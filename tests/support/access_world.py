@@ -218,6 +218,8 @@ PATH_EXAMPLES: dict[str, Callable[[World], object]] = {
     "username": lambda w: w.member.username,
     "token_id": lambda w: w.member_token_id,
     "format": lambda w: "pku-saferlhf",
+    # A first-run setup link: unknown here, so its page answers 404 to everyone.
+    "token": lambda w: "no-such-setup-token",
 }
 # Path segment before an unknown parameter -> the parameter name it stands for.
 SEGMENT_EXAMPLES = {
