@@ -36,6 +36,7 @@ from app.web.errors import install_error_handlers
 from app.web.gate import Gate, RequestGate
 from app.web.gate import report as gate_report
 from app.web.headers import SecurityHeaders
+from app.web.proxies import install_trusted_proxies
 
 
 @asynccontextmanager
@@ -108,6 +109,7 @@ def create_app() -> FastAPI:
     app.add_middleware(BodyLimits)
     # Added last, so outermost: its headers reach every response, CSRF refusals included.
     app.add_middleware(SecurityHeaders)
+    install_trusted_proxies(app, get_settings())
     return app
 
 

@@ -14,11 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from app import migrate
-from app.config import Settings
-from app.db import make_engine
 from tests.conftest import DatabaseFactory, missing
-from tests.support.live_server import PostgresServer, app_server, pg_binaries_available
+from tests.support.live_server import PostgresServer, app_server, migrated, pg_binaries_available
 from tests.support.queue_load import Record, check_database, run_annotators, seed
 
 pytestmark = [pytest.mark.slow, pytest.mark.live]
@@ -27,16 +24,13 @@ ITEMS = 60
 OVERLAP = 3
 ANNOTATORS = 30
 LEASE_SECONDS = 2
+# Only a guard against a hang (the run takes 10 to 30 s): well beyond a loaded machine's
+# slowness, and below pytest's own timeout, so that a hang fails with the clients' record.
+RUN_TIMEOUT = 200
+# After PostgreSQL is back, the first success comes within a second or two: pooled connections
+# are checked (pre-ping) or found broken and replaced. The bound is for a loaded machine.
+RECOVERY = 30
 SECRET = "queue-test-" + uuid.uuid4().hex
-
-
-def migrated(url: str) -> str:
-    engine = make_engine(Settings(database_url=url))
-    try:
-        migrate.upgrade(engine)
-    finally:
-        engine.dispose()
-    return url
 
 
 def assert_clean(record: Record) -> None:
@@ -64,7 +58,9 @@ def test_queue_keeps_its_promises_with_concurrent_annotators(
     record = Record()
     with app_server(url, workers=workers, secret=SECRET) as base:
         started = time.monotonic()
-        threads = run_annotators(base, seeded, record, lease_seconds=LEASE_SECONDS, timeout=60)
+        threads = run_annotators(
+            base, seeded, record, lease_seconds=LEASE_SECONDS, timeout=RUN_TIMEOUT
+        )
         for thread in threads:
             thread.join()
         print(f"{backend}: {time.monotonic() - started:.1f} s", record.summary())
@@ -85,7 +81,9 @@ def test_queue_survives_a_postgres_restart_mid_run() -> None:
         )
         record = Record()
         with app_server(url, workers=2, secret=SECRET) as base:
-            threads = run_annotators(base, seeded, record, lease_seconds=LEASE_SECONDS, timeout=75)
+            threads = run_annotators(
+                base, seeded, record, lease_seconds=LEASE_SECONDS, timeout=RUN_TIMEOUT
+            )
             while len(record.acked) < ITEMS * OVERLAP // 3:
                 assert any(t.is_alive() for t in threads), record.problems
                 time.sleep(0.05)
@@ -96,22 +94,27 @@ def test_queue_survives_a_postgres_restart_mid_run() -> None:
             up_at = time.monotonic()
             for thread in threads:
                 thread.join()
+        # Requests sent during the outage may wait for a connection and succeed once the
+        # server is back, even before pg_ctl reports it started.
+        recovered = min((t for t in record.ok_times if t >= down_at), default=None)
         print(
             f"fault: {len(record.unavailable)} answers 503 (slowest "
             f"{max((t for _, t in record.unavailable), default=0):.2f} s),",
-            f"first success {min(t for t in record.ok_times if t >= up_at) - up_at:.2f} s after",
-            "the restart;",
+            "first success sent",
+            "never" if recovered is None else f"{recovered - up_at:.2f} s",
+            "after the restart;",
             record.summary(),
         )
         assert_clean(record)
         outage = [(sent, took) for sent, took in record.unavailable if sent >= down_at]
         assert outage, "no request saw the outage"
-        # Fail fast: nothing hangs on a dead database (connect timeout is 3 s).
-        assert max(took for _, took in record.unavailable) < 6
-        # Only the outage and its immediate aftermath answer 503.
-        assert all(down_at - 1 <= sent <= up_at + 10 for sent, _ in record.unavailable)
-        recovered = min(t for t in record.ok_times if t >= up_at)
-        assert recovered - up_at < 10
+        # Fail fast: nothing hangs on a dead database. A 503 takes at most a pool wait and a
+        # connect attempt (3 s each); a hang would run into the statement timeout (30 s) or
+        # the clients' own (20 s). The bound leaves room for a loaded machine's slowness.
+        assert max(took for _, took in record.unavailable) < 15
+        # Only the outage and its aftermath answer 503; the app recovers by itself.
+        assert all(down_at - 1 <= sent <= up_at + RECOVERY for sent, _ in record.unavailable)
+        assert recovered is not None and recovered - up_at < RECOVERY
         assert_exercised(record)
         check_database(url, seeded, record, items=ITEMS, overlap=OVERLAP)
     finally:
