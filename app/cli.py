@@ -31,21 +31,34 @@ def _migrate(_: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    import os
+
     from app import migrate, serving
+    from app.ops import multiproc
 
     settings = get_settings()
     settings.resolved_secret_key()  # refuse to start without a usable secret, before forking
     if settings.is_sqlite:
         migrate.upgrade(get_engine())
         get_engine().dispose()
-    return serving.serve(
-        args.host,
-        args.port,
-        args.workers,
-        proxy_headers=False,
-        log_level=args.log_level,
-        access_log=not args.no_access_log,
-    )
+    # Set before the workers start (they inherit the environment): their request log, and
+    # the directory where each writes its metrics for the others to add up.
+    if args.no_access_log:
+        os.environ["SAFEPREF_REQUEST_LOG"] = "false"
+    directory, created = multiproc.prepare_multiprocess_dir()
+    try:
+        return serving.serve(
+            args.host,
+            args.port,
+            args.workers,
+            # Forwarded headers are the app's to judge (SAFEPREF_TRUSTED_PROXIES), and its
+            # JSON line per request replaces uvicorn's access log.
+            proxy_headers=False,
+            log_level=args.log_level,
+            access_log=False,
+        )
+    finally:
+        multiproc.remove_multiprocess_dir(directory, created=created)
 
 
 def _read_password(args: argparse.Namespace) -> str:
@@ -160,7 +173,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"]
     )
-    p.add_argument("--no-access-log", action="store_true", help="no line per request")
+    p.add_argument(
+        "--no-access-log",
+        action="store_true",
+        help="no JSON log line per request (errors are logged still)",
+    )
     p.set_defaults(handler=_serve)
 
     p = sub.add_parser("migrate", help="upgrade the database schema to the latest revision")

@@ -64,6 +64,9 @@ class Settings(BaseSettings):
     login_address_max_failures: int = Field(default=100, ge=1)
     login_window_seconds: int = Field(default=15 * 60, ge=1)
 
+    # One JSON line per request on standard error (errors are logged either way).
+    request_log: bool = True
+
     # Comma-separated addresses or networks (CIDR) of reverse proxies whose X-Forwarded-For
     # (and X-Forwarded-Proto) is believed; from any other peer those headers are ignored.
     trusted_proxies: str = ""

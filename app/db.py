@@ -188,6 +188,10 @@ class HotPool:
         if self._opened:
             await self._pool.close()
 
+    def stats(self) -> dict[str, int] | None:
+        """The pool's sizes (psycopg_pool's `get_stats`), None before first use."""
+        return self._pool.get_stats() if self._opened else None
+
 
 async def hot_pool(request: Request) -> AsyncConnectionPool | None:
     """The hot path's pool on PostgreSQL; None on SQLite or while `get_session` is

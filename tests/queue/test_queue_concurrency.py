@@ -79,7 +79,10 @@ def test_queue_survives_a_postgres_restart_mid_run() -> None:
         seeded = seed(
             url, items=ITEMS, overlap=OVERLAP, annotators=ANNOTATORS, lease_seconds=LEASE_SECONDS
         )
-        record = Record()
+        # The clients hold still at two thirds until PostgreSQL is down: on a loaded machine
+        # stopping it can take seconds, and without this the batch could be finished by then
+        # (seen: the whole run done before the outage began, so no request saw it).
+        record = Record(pause_at=ITEMS * OVERLAP * 2 // 3)
         with app_server(url, workers=2, secret=SECRET) as base:
             threads = run_annotators(
                 base, seeded, record, lease_seconds=LEASE_SECONDS, timeout=RUN_TIMEOUT
@@ -88,7 +91,8 @@ def test_queue_survives_a_postgres_restart_mid_run() -> None:
                 assert any(t.is_alive() for t in threads), record.problems
                 time.sleep(0.05)
             down_at = time.monotonic()
-            server.stop_server()
+            server.stop_server()  # in flight: connections are cut in the middle of the run
+            record.resume.set()
             time.sleep(3)  # a real outage, long enough for every client to hit it
             server.restart()
             up_at = time.monotonic()

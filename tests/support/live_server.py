@@ -68,11 +68,13 @@ def app_server(
     secret: str,
     log_path: Path | None = None,
     env: Mapping[str, str] | None = None,
+    request_log: bool = False,
 ) -> Iterator[str]:
     """Serves the app with `safepref serve --workers N`; yields the base URL once it answers.
 
     The server's output goes to `log_path` when given (tests show its tail on failure); `env`
-    adds to its environment (settings, TMPDIR)."""
+    adds to its environment (settings, TMPDIR); `request_log` turns its JSON line per request
+    on."""
     port = free_port()
     env = {
         **os.environ,
@@ -97,7 +99,7 @@ def app_server(
             str(workers),
             "--log-level",
             "warning",
-            "--no-access-log",
+            *([] if request_log else ["--no-access-log"]),
         ],
         cwd=ROOT,
         env=env,

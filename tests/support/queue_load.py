@@ -71,6 +71,10 @@ class Record:
     # got two leases one after the other (the first expired in between).
     pairs_after_expiry: list[tuple[int, int, float]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    # Once this many submits are acknowledged, clients wait for `resume` before each call: a
+    # fault test makes sure work is left for the fault to hit, however fast or slow the run.
+    pause_at: int | None = None
+    resume: threading.Event = field(default_factory=threading.Event)
 
     def summary(self) -> str:
         return (
@@ -145,6 +149,9 @@ class Annotator:
         )
 
     def call(self, method: str, path: str, body: Any = None) -> httpx.Response | None:
+        pause_at = self.record.pause_at
+        if pause_at is not None and len(self.record.acked) >= pause_at:
+            self.record.resume.wait()
         sent = time.monotonic()
         try:
             r = self.http.request(method, path, json=body)
