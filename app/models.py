@@ -4,6 +4,7 @@ from app.annotations.models import Adjudication, Annotation, AnnotationRevision
 from app.auth.models import ApiToken, LoginFailure, User
 from app.batches.models import Assignment, Batch, BatchItem, BatchMember
 from app.db import Base
+from app.exports.keys import InstanceKey
 from app.items.models import GoldLabel, Item, ReferenceLabel, Response
 from app.projects.models import Project
 
@@ -18,6 +19,7 @@ __all__ = [
     "BatchItem",
     "BatchMember",
     "GoldLabel",
+    "InstanceKey",
     "Item",
     "LoginFailure",
     "Project",

@@ -11,11 +11,11 @@ from typing import Any, BinaryIO, TextIO
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.config import get_settings
 from app.db import get_sessionmaker
 from app.errors import NotFound
 from app.exports.filters import ExportFilters, parse_dimensions
 from app.exports.formats import FORMATS
+from app.exports.keys import pseudonym_key
 from app.exports.parallel import default_jobs, export_parallel
 from app.exports.service import (
     PAGE_SIZE,
@@ -150,7 +150,7 @@ def _export_to(
             progress=progress,
         )
     else:
-        secret = get_settings().resolved_secret_key() if args.format == "annotations" else ""
+        secret = pseudonym_key(session) if args.format == "annotations" else ""
         for chunk in export_lines(
             session,
             args.format,

@@ -12,12 +12,12 @@ from sqlalchemy.orm import Session
 
 from app.auth.access import allow
 from app.auth.dependencies import AdminUser
-from app.config import get_settings
 from app.consensus.aggregate import Dimension
 from app.core.json_body import JSONRulesRoute
 from app.db import DbSession
 from app.exports.filters import ExportFilters, Split, parse_dimensions
 from app.exports.formats import ExportFormat
+from app.exports.keys import pseudonym_key
 from app.exports.service import export_lines, resolve_scope
 
 router = APIRouter(prefix="/api/v1/exports", tags=["exports"], route_class=JSONRulesRoute)
@@ -77,7 +77,7 @@ def export(
         test_fraction=test_fraction,
     )
     resolve_scope(session, filters)  # a bad batch or project fails here, before streaming
-    secret = get_settings().resolved_secret_key()
+    secret = pseudonym_key(session)
     name = format + (f"-{split}" if split else "") + ".jsonl"
     return StreamingResponse(
         _stream(session.get_bind(), format, filters, secret),
