@@ -156,6 +156,21 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _backup(args: argparse.Namespace) -> int:
+    from app.ops.backup import backup
+
+    print(backup(get_settings(), Path(args.file)))
+    return 0
+
+
+def _restore(args: argparse.Namespace) -> int:
+    from app.ops.backup import restore
+
+    print(restore(get_settings(), Path(args.file)))
+    print("check it with `safepref migrate` (a backup of an older version is upgraded)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="safepref", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -213,6 +228,18 @@ def build_parser() -> argparse.ArgumentParser:
     from app.exports.cli import add_parser as add_export_parser
 
     add_export_parser(sub)
+
+    p = sub.add_parser(
+        "backup",
+        help="write a consistent backup of the database to FILE while it serves "
+        "(SQLite: online backup; PostgreSQL: pg_dump)",
+    )
+    p.add_argument("file")
+    p.set_defaults(handler=_backup)
+
+    p = sub.add_parser("restore", help="restore a backup FILE into the configured, empty database")
+    p.add_argument("file")
+    p.set_defaults(handler=_restore)
 
     p = sub.add_parser("demo", help="a fresh database with demo data and demo accounts")
     p.add_argument("--reset", action="store_true", help="drop every table of a non-SQLite database")

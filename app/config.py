@@ -64,6 +64,10 @@ class Settings(BaseSettings):
     login_address_max_failures: int = Field(default=100, ge=1)
     login_window_seconds: int = Field(default=15 * 60, ge=1)
 
+    # Where pg_dump and pg_restore are (`safepref backup` / `restore`); default: the PATH,
+    # then /usr/lib/postgresql/N/bin.
+    pg_bin_dir: str | None = None
+
     # One JSON line per request on standard error (errors are logged either way).
     request_log: bool = True
 
