@@ -7,6 +7,9 @@ recover by itself, and the same promises must hold afterwards.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 import tempfile
 import time
 import uuid
@@ -15,7 +18,13 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import DatabaseFactory, missing
-from tests.support.live_server import PostgresServer, app_server, migrated, pg_binaries_available
+from tests.support.live_server import (
+    PostgresServer,
+    app_server,
+    listeners,
+    migrated,
+    pg_binaries_available,
+)
 from tests.support.queue_load import Record, check_database, run_annotators, seed
 
 pytestmark = [pytest.mark.slow, pytest.mark.live]
@@ -67,6 +76,55 @@ def test_queue_keeps_its_promises_with_concurrent_annotators(
     assert_clean(record)
     assert record.statuses[503] == 0
     assert_exercised(record)
+    check_database(url, seeded, record, items=ITEMS, overlap=OVERLAP)
+
+
+def test_queue_keeps_its_promises_through_a_killed_worker_and_on_two_servers(
+    backend: str, databases: DatabaseFactory
+) -> None:
+    """A worker process is killed (SIGKILL: no cleanup, requests in flight cut) in the middle
+    of the run and the server starts another. On PostgreSQL a second `safepref serve` on
+    another port (another host, one database) serves half of the annotators at the same time.
+    Cut requests are retried by the clients, as real ones would; nothing acknowledged may be
+    lost or doubled, and every item must still end with exactly k."""
+    url = migrated(databases.new_url())
+    seeded = seed(
+        url, items=ITEMS, overlap=OVERLAP, annotators=ANNOTATORS, lease_seconds=LEASE_SECONDS
+    )
+    # Held at two thirds until the kill, so that there is always work left for it to cut.
+    record = Record(pause_at=ITEMS * OVERLAP * 2 // 3)
+    with contextlib.ExitStack() as servers:
+        first = servers.enter_context(app_server(url, workers=2, secret=SECRET))
+        bases = [first]
+        if backend == "postgresql":
+            bases.append(servers.enter_context(app_server(url, workers=2, secret=SECRET)))
+        threads = run_annotators(
+            bases, seeded, record, lease_seconds=LEASE_SECONDS, timeout=RUN_TIMEOUT
+        )
+        while len(record.acked) < ITEMS * OVERLAP // 3:
+            assert any(t.is_alive() for t in threads), record.problems
+            time.sleep(0.05)
+        port = int(first.rsplit(":", 1)[1])
+        workers = listeners(port)
+        victim = min(workers)
+        os.kill(victim, signal.SIGKILL)
+        record.resume.set()
+        for thread in threads:
+            thread.join()
+        # The server starts another worker (its start may outlast the run on a loaded machine).
+        deadline = time.monotonic() + 120
+        while (victim in listeners(port) or len(listeners(port)) < 2) and (
+            time.monotonic() < deadline
+        ):
+            time.sleep(0.2)
+        replaced = listeners(port)
+    cut = len(record.transport_errors)
+    print(f"{backend}: killed worker {victim}, {cut} requests cut; {record.summary()}")
+    assert victim not in replaced and len(replaced) == 2
+    assert not record.problems, record.problems
+    assert not record.server_errors, record.server_errors[:5]
+    assert record.statuses[204] >= ANNOTATORS
+    # Every annotation acknowledged is stored as acknowledged, none twice, k per item.
     check_database(url, seeded, record, items=ITEMS, overlap=OVERLAP)
 
 

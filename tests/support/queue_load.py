@@ -312,14 +312,27 @@ class Annotator:
 
 
 def run_annotators(
-    base: str, seeded: Seeded, record: Record, *, lease_seconds: float, timeout: float
+    base: str | list[str],
+    seeded: Seeded,
+    record: Record,
+    *,
+    lease_seconds: float,
+    timeout: float,
 ) -> list[threading.Thread]:
-    """Starts one thread per annotator; returns them (join them to wait for the end)."""
+    """Starts one thread per annotator; returns them (join them to wait for the end). With
+    several servers (one database), annotators are dealt to them in turn."""
+    bases = [base] if isinstance(base, str) else base
     deadline = time.monotonic() + timeout
     threads = []
     for index, token in enumerate(seeded.tokens):
         annotator = Annotator(
-            index, base, token, seeded.batch_id, record, lease_seconds=lease_seconds, seed=index
+            index,
+            bases[index % len(bases)],
+            token,
+            seeded.batch_id,
+            record,
+            lease_seconds=lease_seconds,
+            seed=index,
         )
         thread = threading.Thread(target=annotator.run, args=(deadline,), daemon=True)
         thread.start()
