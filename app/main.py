@@ -22,6 +22,7 @@ from app.batches import router as batches_router
 from app.config import get_settings
 from app.consensus import router as consensus_router
 from app.core.csrf import CSRFMiddleware
+from app.core.proxies import install_trusted_proxies
 from app.dashboard import pages as dashboard_pages
 from app.dashboard import router as dashboard_router
 from app.db import HotPool, get_engine
@@ -40,7 +41,6 @@ from app.web.errors import install_error_handlers
 from app.web.gate import Gate, RequestGate
 from app.web.gate import report as gate_report
 from app.web.headers import SecurityHeaders
-from app.web.proxies import install_trusted_proxies
 
 
 @asynccontextmanager

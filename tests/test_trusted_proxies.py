@@ -8,7 +8,6 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from conftest import DatabaseFactory
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from pydantic import ValidationError
@@ -20,8 +19,9 @@ from app.auth.service import create_user
 from app.config import Settings, get_settings
 from app.db import get_session
 from app.main import create_app
-from tests.authkit import PASSWORD, login
-from tests.live_server import app_server, migrated
+from tests.conftest import DatabaseFactory
+from tests.support.authkit import PASSWORD, login
+from tests.support.live_server import app_server, migrated
 
 SECRET = "proxy-test-" + uuid.uuid4().hex
 OFFICE = "203.0.113.50"  # the address every annotator of the office shares
@@ -99,6 +99,7 @@ def _users(url: str, count: int) -> list[str]:
     return names
 
 
+@pytest.mark.live
 def test_one_persons_typos_behind_the_office_proxy_lock_out_nobody_else(
     databases: DatabaseFactory,
 ) -> None:
@@ -126,6 +127,7 @@ def test_one_persons_typos_behind_the_office_proxy_lock_out_nobody_else(
         assert login(spoofed, names[0]).status_code == 429
 
 
+@pytest.mark.live
 def test_a_spoofed_header_from_an_untrusted_peer_changes_nothing(
     databases: DatabaseFactory,
 ) -> None:

@@ -31,8 +31,8 @@ from sqlalchemy.orm import Session
 
 from app.auth.models import LoginFailure
 from app.config import Settings
+from app.core.proxies import client_address
 from app.db import utcnow
-from app.web.proxies import client_address
 
 __all__ = ["clear_failures", "client_address", "record_failure", "retry_after"]
 

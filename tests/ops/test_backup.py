@@ -15,13 +15,13 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import DatabaseFactory
 from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session
 
 from app.annotations.models import Annotation
-from tests.live_server import ROOT, app_server, migrated
-from tests.queue_load import random_payload, seed
+from tests.conftest import DatabaseFactory
+from tests.support.live_server import ROOT, app_server, migrated
+from tests.support.queue_load import random_payload, seed
 
 SECRET = "backup-test-" + uuid.uuid4().hex
 
@@ -86,6 +86,7 @@ def stored_payloads(url: str) -> dict[int, Any]:
         engine.dispose()
 
 
+@pytest.mark.live
 def test_backup_while_annotating_and_restore_into_a_fresh_database(
     databases: DatabaseFactory, tmp_path: Path
 ) -> None:

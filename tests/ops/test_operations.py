@@ -11,7 +11,6 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import DatabaseFactory
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, text
@@ -19,9 +18,10 @@ from sqlalchemy.orm import Session
 
 from app.auth.service import create_token, create_user
 from app.batches.service import add_member, create_batch
-from tests.authkit import logged_in
-from tests.live_server import app_server, migrated
-from tests.queue_factory import seed_project
+from tests.conftest import DatabaseFactory
+from tests.support.authkit import logged_in
+from tests.support.live_server import app_server, migrated
+from tests.support.queue_factory import seed_project
 
 SECRET = "ops-test-" + uuid.uuid4().hex
 
@@ -128,6 +128,7 @@ def _samples(text_format: str, name: str) -> dict[str, float]:
     return found
 
 
+@pytest.mark.live
 def test_live_server_counts_every_worker_and_logs_json(
     databases: DatabaseFactory, tmp_path: Path
 ) -> None:
