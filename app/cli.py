@@ -15,6 +15,7 @@ from app.db import get_engine, get_sessionmaker
 from app.errors import DomainError
 
 Handler = Callable[[argparse.Namespace], int]
+KEEP_ALIVE_SECONDS = 75
 
 
 def _fail(message: str) -> int:
@@ -56,6 +57,11 @@ def _serve(args: argparse.Namespace) -> int:
             proxy_headers=False,
             log_level=args.log_level,
             access_log=False,
+            # Longer than the idle limit of clients' and proxies' connection pools (httpx: 5 s,
+            # common proxies: 60 s): with equal limits the server can close a kept-alive
+            # connection just as a request is sent on it, and the client sees a reset (seen in
+            # the concurrency test on a loaded machine).
+            timeout_keep_alive=KEEP_ALIVE_SECONDS,
         )
     finally:
         multiproc.remove_multiprocess_dir(directory, created=created)

@@ -144,8 +144,10 @@ class Annotator:
         self.lease_seconds = lease_seconds
         self.rng = random.Random(seed)
         self.rates = (skip_rate, abandon_rate, duplicate_rate, revise_rate)
+        # A hang guard, not a speed target: on a loaded machine one request of 30 clients
+        # against one SQLite worker can wait many seconds for the gate and the write lock.
         self.http = httpx.Client(
-            base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=20
+            base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=120
         )
 
     def call(self, method: str, path: str, body: Any = None) -> httpx.Response | None:
