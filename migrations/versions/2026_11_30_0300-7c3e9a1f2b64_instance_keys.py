@@ -5,8 +5,8 @@ renamed everybody. The key now lives here, made once at random. (Pseudonyms of e
 before this revision differ from those made after it, once.)
 
 Revision ID: 7c3e9a1f2b64
-Revises: 1ada494eb64e
-Create Date: 2026-11-30 02:00:00
+Revises: 5b7e1c2d9f30
+Create Date: 2026-11-30 03:00:00
 """
 
 import secrets
@@ -19,7 +19,7 @@ from alembic import op
 from app.db import UTCDateTime
 
 revision: str = "7c3e9a1f2b64"
-down_revision: str | None = "1ada494eb64e"
+down_revision: str | None = "5b7e1c2d9f30"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
