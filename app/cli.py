@@ -15,6 +15,7 @@ from app.db import get_engine, get_sessionmaker
 from app.errors import DomainError
 
 Handler = Callable[[argparse.Namespace], int]
+KEEP_ALIVE_SECONDS = 75
 
 
 def _fail(message: str) -> int:
@@ -31,7 +32,10 @@ def _migrate(_: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    import os
+
     from app import migrate, serving
+    from app.ops import multiproc
 
     settings = get_settings()
     settings.resolved_secret_key()  # refuse to start without a usable secret, before forking
@@ -39,14 +43,29 @@ def _serve(args: argparse.Namespace) -> int:
         migrate.upgrade(get_engine())
     _print_setup_link(args.host, args.port)
     get_engine().dispose()  # the workers open their own connections
-    return serving.serve(
-        args.host,
-        args.port,
-        args.workers,
-        proxy_headers=False,
-        log_level=args.log_level,
-        access_log=not args.no_access_log,
-    )
+    # Set before the workers start (they inherit the environment): their request log, and
+    # the directory where each writes its metrics for the others to add up.
+    if args.no_access_log:
+        os.environ["SAFEPREF_REQUEST_LOG"] = "false"
+    directory, created = multiproc.prepare_multiprocess_dir()
+    try:
+        return serving.serve(
+            args.host,
+            args.port,
+            args.workers,
+            # Forwarded headers are the app's to judge (SAFEPREF_TRUSTED_PROXIES), and its
+            # JSON line per request replaces uvicorn's access log.
+            proxy_headers=False,
+            log_level=args.log_level,
+            access_log=False,
+            # Longer than the idle limit of clients' and proxies' connection pools (httpx: 5 s,
+            # common proxies: 60 s): with equal limits the server can close a kept-alive
+            # connection just as a request is sent on it, and the client sees a reset (seen in
+            # the concurrency test on a loaded machine).
+            timeout_keep_alive=KEEP_ALIVE_SECONDS,
+        )
+    finally:
+        multiproc.remove_multiprocess_dir(directory, created=created)
 
 
 def _print_setup_link(host: str, port: int) -> None:
@@ -168,6 +187,21 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _backup(args: argparse.Namespace) -> int:
+    from app.ops.backup import backup
+
+    print(backup(get_settings(), Path(args.file)))
+    return 0
+
+
+def _restore(args: argparse.Namespace) -> int:
+    from app.ops.backup import restore
+
+    print(restore(get_settings(), Path(args.file)))
+    print("check it with `safepref migrate` (a backup of an older version is upgraded)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="safepref", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -185,7 +219,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"]
     )
-    p.add_argument("--no-access-log", action="store_true", help="no line per request")
+    p.add_argument(
+        "--no-access-log",
+        action="store_true",
+        help="no JSON log line per request (errors are logged still)",
+    )
     p.set_defaults(handler=_serve)
 
     p = sub.add_parser("migrate", help="upgrade the database schema to the latest revision")
@@ -225,6 +263,18 @@ def build_parser() -> argparse.ArgumentParser:
     from app.exports.cli import add_parser as add_export_parser
 
     add_export_parser(sub)
+
+    p = sub.add_parser(
+        "backup",
+        help="write a consistent backup of the database to FILE while it serves "
+        "(SQLite: online backup; PostgreSQL: pg_dump)",
+    )
+    p.add_argument("file")
+    p.set_defaults(handler=_backup)
+
+    p = sub.add_parser("restore", help="restore a backup FILE into the configured, empty database")
+    p.add_argument("file")
+    p.set_defaults(handler=_restore)
 
     p = sub.add_parser("demo", help="a fresh database with demo data and demo accounts")
     p.add_argument("--reset", action="store_true", help="drop every table of a non-SQLite database")

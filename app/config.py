@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import ipaddress
 import secrets
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from app.files import open_private
@@ -57,8 +58,45 @@ class Settings(BaseSettings):
 
     # "minimal" (development only) makes argon2 cheap so that test suites stay fast.
     password_hash_cost: Literal["standard", "minimal"] = "standard"
-    login_max_failures: int = 10
-    login_window_seconds: int = 15 * 60
+    # Login throttle (app/auth/throttle.py), within the window: this many failures lock an
+    # (address, username) pair, and put a username "under attack"; the address as a whole
+    # is locked only at the much higher limit, since behind a proxy or an office NAT a
+    # whole team shares one address.
+    login_max_failures: int = Field(default=10, ge=1)
+    login_address_max_failures: int = Field(default=100, ge=1)
+    login_window_seconds: int = Field(default=15 * 60, ge=1)
+
+    # Where pg_dump and pg_restore are (`safepref backup` / `restore`); default: the PATH,
+    # then /usr/lib/postgresql/N/bin.
+    pg_bin_dir: str | None = None
+
+    # One JSON line per request on standard error (errors are logged either way).
+    request_log: bool = True
+
+    # Comma-separated addresses or networks (CIDR) of reverse proxies whose X-Forwarded-For
+    # (and X-Forwarded-Proto) is believed; from any other peer those headers are ignored.
+    trusted_proxies: str = ""
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _check_proxies(cls, value: str) -> str:
+        for entry in _entries(value):
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"SAFEPREF_TRUSTED_PROXIES: {entry!r} is neither an address nor a network"
+                ) from None
+        return value
+
+    @property
+    def trusted_proxy_list(self) -> list[str]:
+        """Normalised (10.1.2.3/8 -> 10.0.0.0/8): uvicorn's middleware would take an entry it
+        cannot parse for a literal host name and silently trust nothing."""
+        return [
+            str(ipaddress.ip_network(e, strict=False)) if "/" in e else str(ipaddress.ip_address(e))
+            for e in _entries(self.trusted_proxies)
+        ]
 
     @model_validator(mode="after")
     def _normalise_url(self) -> Settings:
@@ -101,6 +139,10 @@ class Settings(BaseSettings):
         with open_private(key_file) as out:
             out.write((key + "\n").encode())
         return key
+
+
+def _entries(value: str) -> list[str]:
+    return [entry.strip() for entry in value.split(",") if entry.strip()]
 
 
 @lru_cache

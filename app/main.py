@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 
 from anyio import to_thread
 from fastapi import FastAPI
@@ -22,14 +23,19 @@ from app.batches import router as batches_router
 from app.config import get_settings
 from app.consensus import router as consensus_router
 from app.core.csrf import CSRFMiddleware
+from app.core.proxies import install_trusted_proxies
 from app.dashboard import pages as dashboard_pages
 from app.dashboard import router as dashboard_router
+from app.db import get_engine
 from app.exports import pages as export_pages
 from app.exports import router as exports_router
 from app.imports import pages as import_pages
 from app.imports import router as imports_router
 from app.items import router as items_router
 from app.migrate import resource_path
+from app.ops import health as ops_health
+from app.ops import metrics as ops_metrics
+from app.ops.observe import RequestObserver, configure_request_log
 from app.projects import pages as project_pages
 from app.projects import router as projects_router
 from app.queue.postgres import HotPool
@@ -52,6 +58,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.request_gate = Gate(settings.db_pool_size, settings.gate_stall_seconds)
     hot = None if settings.is_sqlite else HotPool(settings)
     app.state.hot_pool = hot
+    configure_request_log(settings.request_log)
+    app.state.observe_pools = partial(ops_metrics.observe_pools, get_engine().pool, hot)
     try:
         yield
     finally:
@@ -88,6 +96,7 @@ def create_app() -> FastAPI:
     for module in (auth_pages, setup_pages, project_pages, import_pages, export_pages, home):
         app.include_router(module.router)
     app.include_router(api_docs.router)
+    app.include_router(ops_health.router)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> Response:
@@ -110,8 +119,12 @@ def create_app() -> FastAPI:
     app.add_middleware(CSRFMiddleware)
     # Outside the gate and CSRF: a body is limited, and read (in time) before either sees it.
     app.add_middleware(BodyLimits)
-    # Added last, so outermost: its headers reach every response, CSRF refusals included.
+    # Outside those, so that their refusals and waits are logged and measured.
+    app.add_middleware(RequestObserver)
+    # Added late, so outside the others: its headers reach every response, CSRF refusals
+    # included.
     app.add_middleware(SecurityHeaders)
+    install_trusted_proxies(app, get_settings())
     return app
 
 

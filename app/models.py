@@ -4,6 +4,7 @@ from app.annotations.models import Adjudication, Annotation, AnnotationRevision
 from app.auth.models import ApiToken, LoginFailure, SetupToken, User
 from app.batches.models import Assignment, Batch, BatchItem, BatchMember
 from app.db import Base
+from app.exports.keys import InstanceKey
 from app.items.models import GoldLabel, Item, ReferenceLabel, Response
 from app.projects.models import GuidelineVersion, Project
 
@@ -19,6 +20,7 @@ __all__ = [
     "BatchMember",
     "GoldLabel",
     "GuidelineVersion",
+    "InstanceKey",
     "Item",
     "LoginFailure",
     "Project",

@@ -22,6 +22,8 @@ from multiprocessing.process import BaseProcess
 from types import FrameType
 from typing import Any
 
+from app.ops.multiproc import worker_exited
+
 APP = "app.main:app"
 BACKLOG = 2048
 # A worker that dies within this many seconds of its start is failing to start, not crashing:
@@ -101,6 +103,8 @@ def serve(host: str, port: int, workers: int, **options: Any) -> int:
                     stopping, status = True, 1
                     break
             print(f"safepref: worker {process.pid} exited ({process.exitcode}); restarting")
+            if process.pid is not None:
+                worker_exited(process.pid)
             running[index] = start()
     for process, _ in running:
         if process.is_alive() and process.pid is not None:

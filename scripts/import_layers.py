@@ -37,6 +37,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("exports", ("app.exports",)),
     ("dashboard", ("app.dashboard",)),
     ("demo", ("app.demo",)),
+    ("ops", ("app.ops",)),
     ("web", ("app.web",)),
     ("entry points", ("app.main", "app.cli", "app.serving", "app.models")),
 ]

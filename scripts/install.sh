@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs safepref into .venv from the registries: front-end files (npm, pinned by
-# package-lock.json), then the Python package. Pass "test" to add the test dependencies.
+# package-lock.json), then the Python dependencies (pinned with hashes by requirements/*.txt)
+# and the package. Pass "test" to add the test dependencies.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mode=${1:-run}
@@ -20,9 +21,14 @@ cp node_modules/swagger-ui-dist/swagger-ui-bundle.js node_modules/swagger-ui-dis
 
 [ -x .venv/bin/python ] || "$python" -m venv .venv
 .venv/bin/python -m pip install --quiet --upgrade pip
+# Every dependency from the lock file, pinned and checked against its hashes (scripts/lock.sh
+# writes it), then the package itself with nothing more.
+lock=requirements/run.txt
+[ "$mode" = test ] && lock=requirements/test.txt
+.venv/bin/python -m pip install --quiet --require-hashes -r "$lock"
 if [ "$mode" = test ]; then
   # Editable, so that the tests exercise this checkout.
-  .venv/bin/python -m pip install --quiet -e ".[test]"
+  .venv/bin/python -m pip install --quiet --no-deps --no-build-isolation -e .
 else
-  .venv/bin/python -m pip install --quiet .
+  .venv/bin/python -m pip install --quiet --no-deps --no-build-isolation .
 fi

@@ -22,23 +22,9 @@ from anyio import to_thread
 from fastapi.testclient import TestClient
 
 from app.config import get_settings
-from tests.support.live_server import ROOT, app_server, free_port
+from tests.support.live_server import ROOT, app_server, free_port, listeners
 
 SECRET = "serving-test-" + uuid.uuid4().hex
-
-
-def _listeners(port: int) -> dict[int, int]:
-    """pid -> inode of the socket it listens on at `port` (one per worker)."""
-    found: dict[int, int] = {}
-    for process in psutil.process_iter():
-        try:
-            for conn in process.net_connections(kind="tcp"):
-                if conn.status == psutil.CONN_LISTEN and conn.laddr.port == port:
-                    link = os.readlink(f"/proc/{process.pid}/fd/{conn.fd}")
-                    found[process.pid] = int(link.removeprefix("socket:[").rstrip("]"))
-        except (psutil.NoSuchProcess, psutil.AccessDenied, FileNotFoundError):
-            continue
-    return found
 
 
 def _served_by(port: int, workers: set[int]) -> Counter[int]:
@@ -56,21 +42,21 @@ def test_each_worker_listens_on_its_own_socket_and_connections_spread(tmp_path: 
     url = f"sqlite:///{tmp_path / 'serve.db'}"
     with app_server(url, workers=2, secret=SECRET) as base:
         port = int(base.rsplit(":", 1)[1])
-        listeners = _listeners(port)
-        assert len(listeners) == 2, listeners
+        sockets = listeners(port)
+        assert len(sockets) == 2, sockets
         # Two sockets, not one shared by both processes: the kernel balances between them.
-        assert len(set(listeners.values())) == 2
+        assert len(set(sockets.values())) == 2
         clients = [httpx.Client(base_url=base) for _ in range(24)]
         try:
             for client in clients:  # each a keep-alive connection of its own
                 assert client.get("/healthz").status_code == 200
-            counts = _served_by(port, set(listeners))
+            counts = _served_by(port, set(sockets))
         finally:
             for client in clients:
                 client.close()
         # 24 connections hashed over 2 sockets: all on one would happen once in 8 million.
         assert sum(counts.values()) == 24
-        assert all(counts[pid] >= 1 for pid in listeners), counts
+        assert all(counts[pid] >= 1 for pid in sockets), counts
 
 
 @pytest.mark.live
@@ -78,17 +64,17 @@ def test_a_worker_that_dies_is_replaced(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'serve.db'}"
     with app_server(url, workers=2, secret=SECRET) as base:
         port = int(base.rsplit(":", 1)[1])
-        before = _listeners(port)
+        before = listeners(port)
         victim = min(before)
         os.kill(victim, signal.SIGKILL)
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
-            now = _listeners(port)
+            now = listeners(port)
             if len(now) == 2 and victim not in now:
                 break
             time.sleep(0.2)
         else:
-            raise AssertionError(f"worker {victim} was not replaced: {_listeners(port)}")
+            raise AssertionError(f"worker {victim} was not replaced: {listeners(port)}")
         for _ in range(10):
             assert httpx.get(f"{base}/healthz").status_code == 200
 

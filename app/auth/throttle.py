@@ -1,12 +1,16 @@
 """Login throttling from the login_failures table (shared by every server process).
 
-Within the window (15 minutes) and with the limit L (10):
+Within the window (15 minutes), with the limit L (10) and the address limit A (100):
 
-1. An address with L failures, whatever the usernames, is locked: one machine cannot spray.
-2. A username with L failures from all addresses together is "under attack": from then on an
-   address that has already failed for that username is locked for it. Each address of a
-   distributed attack gets one guess per window, while the real user, from an address that has
-   not failed, can still log in. Locking the username itself would let anyone lock anyone out.
+1. A username with L failures from all addresses together is "under attack": from then on an
+   address that has already failed for that username is locked for it. This covers one
+   person's typos (L failures of one address and username lock that pair, and nobody else)
+   and a distributed attack (each address gets one guess per window), while the real user,
+   from an address that has not failed, can still log in. Locking the username itself would
+   let anyone lock anyone out.
+2. An address with A failures, whatever the usernames, is locked: one machine cannot spray
+   many accounts. A is far above L because behind a reverse proxy or an office NAT a whole
+   team shares one address (the address is the client's, app/web/proxies.py).
 
 Guessing the current password on the change-password form or API counts the same way, so a
 borrowed session cannot be used to find the password either.
@@ -22,18 +26,15 @@ import math
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from fastapi import Request
 from sqlalchemy import ColumnElement, delete, func, select
 from sqlalchemy.orm import Session
 
 from app.auth.models import LoginFailure
 from app.config import Settings
+from app.core.proxies import client_address
 from app.db import utcnow
 
-
-def client_address(request: Request) -> str:
-    # The TCP peer: `safepref serve` does not trust forwarding headers (proxy_headers=False).
-    return request.client.host if request.client else "unknown"
+__all__ = ["clear_failures", "client_address", "record_failure", "retry_after"]
 
 
 def _nth_newest(session: Session, where: Sequence[ColumnElement[bool]], n: int) -> datetime | None:
@@ -56,7 +57,7 @@ def retry_after(session: Session, settings: Settings, username: str, client: str
     unlocks: list[datetime] = []
 
     by_client = [LoginFailure.client == client, LoginFailure.created_at > since]
-    oldest = _nth_newest(session, by_client, limit)
+    oldest = _nth_newest(session, by_client, settings.login_address_max_failures)
     if oldest is not None:
         unlocks.append(oldest + window)
 

@@ -20,12 +20,12 @@ from app.annotations.models import Annotation
 from app.auth.access import allow
 from app.auth.dependencies import AdminUser
 from app.batches.models import Batch
-from app.config import get_settings
 from app.consensus import service as consensus
 from app.core.templating import render
 from app.dashboard import charts, disagreements, gold, service
 from app.db import DbSession
 from app.errors import DomainError, Invalid, NotFound
+from app.exports.keys import pseudonym_key
 from app.exports.service import pseudonym
 from app.items.models import GoldLabel, Item
 from app.items.models import Response as ItemResponse
@@ -310,7 +310,7 @@ def _item_context(
             )
         )
     }
-    secret = get_settings().resolved_secret_key()
+    secret = pseudonym_key(session)
     who = {
         v.annotation_id: v.annotator if names else pseudonym(secret, owners[v.annotation_id])
         for v in view.annotations

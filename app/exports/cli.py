@@ -11,12 +11,12 @@ from typing import Any, BinaryIO, TextIO
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.config import get_settings
 from app.db import get_read_sessionmaker
 from app.errors import Invalid, NotFound
 from app.exports.dataset import write_dataset
 from app.exports.filters import ExportFilters, parse_dimensions
 from app.exports.formats import FORMATS
+from app.exports.keys import pseudonym_key
 from app.exports.parallel import default_jobs, export_parallel
 from app.exports.service import (
     PAGE_SIZE,
@@ -125,7 +125,7 @@ def run(args: argparse.Namespace) -> int:
         bar = _Bar(count_units(session, args.format, scope), sys.stderr)
         progress = bar if sys.stderr.isatty() else None
         if args.to_dataset:
-            secret = get_settings().resolved_secret_key() if args.format == "annotations" else ""
+            secret = pseudonym_key(session) if args.format == "annotations" else ""
             counts = write_dataset(
                 session,
                 args.format,
@@ -178,7 +178,7 @@ def _export_to(
             progress=progress,
         )
     else:
-        secret = get_settings().resolved_secret_key() if args.format == "annotations" else ""
+        secret = pseudonym_key(session) if args.format == "annotations" else ""
         for chunk in export_lines(
             session,
             args.format,

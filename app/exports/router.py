@@ -12,13 +12,13 @@ from sqlalchemy.orm import Session
 
 from app.auth.access import allow
 from app.auth.dependencies import AdminUser
-from app.config import get_settings
 from app.consensus.aggregate import Dimension
 from app.core.json_body import JSONRulesRoute
 from app.db import DbSession
 from app.exports.filters import ExportFilters, Split, parse_dimensions
 from app.exports.formats import ExportFormat
 from app.exports.gzipped import accepts_gzip, gzip_stream
+from app.exports.keys import pseudonym_key
 from app.exports.service import export_lines, resolve_scope
 
 router = APIRouter(prefix="/api/v1/exports", tags=["exports"], route_class=JSONRulesRoute)
@@ -85,7 +85,7 @@ def export_response(
 ) -> StreamingResponse:
     """The streamed export file, gzip-compressed as it streams when the client accepts it."""
     resolve_scope(session, filters)  # a bad batch or project fails here, before streaming
-    secret = get_settings().resolved_secret_key()
+    secret = pseudonym_key(session)
     name = fmt + (f"-{filters.split}" if filters.split else "") + ".jsonl"
     body: Iterator[bytes] = _stream(session.get_bind(), fmt, filters, secret)
     headers = {"Content-Disposition": f'attachment; filename="{name}"', "Vary": "Accept-Encoding"}

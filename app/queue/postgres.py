@@ -282,3 +282,7 @@ class HotPool:
     async def close(self) -> None:
         if self._opened:
             await self._pool.close()
+
+    def stats(self) -> dict[str, int] | None:
+        """The pool's sizes (psycopg_pool's `get_stats`), None before first use."""
+        return self._pool.get_stats() if self._opened else None

@@ -28,8 +28,13 @@ from app.errors import DomainError, Unauthorized
 log = logging.getLogger("safepref")
 
 
+# Read by programs (a metrics scraper, a load balancer), not people: errors as JSON too.
+MACHINE_PATHS = frozenset({"/metrics", "/readyz"})
+
+
 def wants_json(request: Request) -> bool:
-    return request.url.path.startswith("/api/")
+    path = request.url.path
+    return path.startswith("/api/") or path in MACHINE_PATHS
 
 
 def _error_page(request: Request, status: int, detail: str) -> Response:

@@ -28,6 +28,7 @@ from app.core.csrf import UNSAFE_METHODS
 from app.core.csrf_tokens import token_for_cookies
 from app.db import get_session
 from app.main import create_app
+from app.web.errors import MACHINE_PATHS
 from tests.support.access_world import PATH_EXAMPLES, World, build_world, example_value
 
 APP = create_app()
@@ -38,6 +39,12 @@ UNAUTHENTICATED = frozenset({"anonymous", "garbage", "revoked", "deactivated"})
 MOUNT_EXAMPLES = {"/static": "/static/app.css"}
 # Request bodies the schema-derived minimum cannot express, keyed "METHOD /path/template".
 BODY_EXAMPLES: dict[str, dict[str, Any]] = {}
+
+
+def machine(path: str) -> bool:
+    """Called by programs with bearer tokens (the API, the metrics scraper), not browsers:
+    JSON errors, 401 instead of a redirect to the login page."""
+    return path.startswith("/api/") or path in MACHINE_PATHS
 
 
 def expected(rule: Rule, principal: str) -> str:
@@ -201,7 +208,7 @@ class Matrix:
                 if param.field_info.is_required():
                     with contextlib.suppress(LookupError):
                         query[param.alias] = str(example_value(self.world, path, param.name))
-        api = path.startswith("/api/")
+        api = machine(path)
         headers: dict[str, str] = {}
         cookies: dict[str, str] = {}
         if principal != "anonymous":
@@ -271,7 +278,7 @@ def test_route_access(method: str, path: str, matrix: Matrix) -> None:
     route = next(r for m, p, _, r in TABLE if (m, p) == (method, path))
     rule = next(rule for m, p, rule, _ in TABLE if (m, p) == (method, path))
     assert rule is not None, f"{method} {path} declares no access rule (app/auth/access.py)"
-    page = not path.startswith("/api/")
+    page = not machine(path)
     wrong = []
     for principal in PRINCIPALS:
         response = matrix.call(method, path, route, principal)

@@ -186,7 +186,7 @@ def from_address(app: FastAPI, address: str) -> TestClient:
     return TestClient(app, client=(address, 40000))
 
 
-def test_ten_failures_lock_the_address_but_not_the_user_elsewhere(
+def test_ten_failures_lock_that_user_from_that_address_only(
     app: FastAPI, make_user: MakeUser, db: Session
 ) -> None:
     make_user("kay")
@@ -197,13 +197,33 @@ def test_ten_failures_lock_the_address_but_not_the_user_elsewhere(
     assert locked.status_code == 429
     assert 0 < int(locked.headers["retry-after"]) <= 15 * 60
     assert "Too many failed attempts" in locked.text
-    # The address is locked for every username...
+    # Another account from the same address (a colleague behind the same NAT) logs in...
     make_user("lou")
-    assert login(attacker, "lou").status_code == 429
-    # ...while the real user, elsewhere, logs in.
+    assert login(attacker, "lou").status_code == 303
+    # ...and so does the real user, elsewhere.
     assert login(from_address(app, "198.51.100.7"), "kay").status_code == 303
     count = db.scalar(select(func.count()).select_from(LoginFailure))
     assert count == 10  # refused attempts are not recorded, so hammering does not extend it
+
+
+def test_an_address_spraying_many_accounts_is_locked_at_the_address_limit(
+    app: FastAPI, make_user: MakeUser, db: Session
+) -> None:
+    limit = get_settings().login_address_max_failures
+    assert limit > get_settings().login_max_failures
+    make_user("rae")
+    now = utcnow()
+    # One failure each for many usernames: no pair, no username is near its own limit.
+    db.add_all(
+        LoginFailure(username=f"sprayed-{i}", client="192.0.2.11", created_at=now)
+        for i in range(limit - 1)
+    )
+    db.commit()
+    sprayer = from_address(app, "192.0.2.11")
+    assert login(sprayer, "rae").status_code == 303  # below the limit: not locked
+    assert login(sprayer, "sprayed-last", "guess-guess").status_code == 401  # the limit
+    assert login(sprayer, "rae").status_code == 429  # now locked for every username
+    assert login(from_address(app, "192.0.2.12"), "rae").status_code == 303
 
 
 def test_distributed_guessing_locks_each_guessing_address_for_that_user(

@@ -197,7 +197,9 @@ def open_page(browser: Any, live_server: LiveServer) -> Iterator[Callable[..., A
             java_script_enabled=js,
             viewport=viewport or WIDE,
         )
-        context.set_default_timeout(10_000)
+        # A guard against a hang, not a speed target: a loaded machine can take seconds to
+        # render a page, and a slow pass is still a pass.
+        context.set_default_timeout(30_000)
         page = context.new_page()
         guard = PageGuard(allow_status)
         page.on("console", guard.console)

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from app.auth.models import User
 from app.batches.models import BatchItem
-from app.config import get_settings
+from app.exports.keys import pseudonym_key
 from app.exports.service import pseudonym
 from app.items.models import GoldLabel, Item
 from tests.support.consensus_factory import SAFE, Built, annotate, build, payload, unsafe, user
@@ -106,7 +106,7 @@ def test_item_page_shows_votes_side_by_side_under_pseudonyms(
     r = client.get(url, headers=admin_headers)
     assert r.status_code == 200, r.text
     table = parse(r.text).one("table", class_="side-by-side")
-    secret = get_settings().resolved_secret_key()
+    secret = pseudonym_key(db)
     heads = [th.attrs["data-annotator"] for th in table.find_all("th", data_annotator=None)]
     assert heads == [pseudonym(secret, p.id) for p in b.people[:3]]
     for person in b.people:

@@ -6,12 +6,15 @@ import json
 from typing import Any
 
 import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
+from app.auth.service import create_token
 from app.config import get_settings
 from app.exports.filters import split_of
 from app.exports.formats import PKU_QA_KEYS, PKU_SAFERLHF_KEYS, PKU_SINGLE_KEYS
+from app.exports.keys import pseudonym_key
 from app.exports.service import pseudonym
 from app.projects.taxonomy import PKU_SAFERLHF_19
 from tests.support.consensus_factory import SAFE, annotate, build, payload, sha, skip, unsafe, user
@@ -383,7 +386,9 @@ def test_annotations_format_has_every_annotation_with_stable_pseudonyms(
     names = [x["annotator"] for x in lines]
     assert names[0] == names[2] != names[1]
     assert alice.username not in json.dumps(lines) and bob.username not in json.dumps(lines)
-    assert names[0] == pseudonym(get_settings().resolved_secret_key(), alice.id)
+    # Keyed with the installation's stored pseudonym key, not the session secret.
+    assert names[0] == pseudonym(pseudonym_key(db), alice.id)
+    assert names[0] != pseudonym(get_settings().resolved_secret_key(), alice.id)
     row = lines[0]
     for key in ("item_id", "assignment_id", "annotator", "submitted_at"):
         assert key in row
@@ -394,6 +399,32 @@ def test_annotations_format_has_every_annotation_with_stable_pseudonyms(
     assert row["responses"][0]["is_safe"] is True
     # Keyed: the same user gets the same name, another key gives another name.
     assert pseudonym("k1", alice.id) == pseudonym("k1", alice.id) != pseudonym("k2", alice.id)
+
+
+def test_rotating_the_session_secret_renames_no_annotator(
+    app: FastAPI, db: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    built = build(db, 1, overlap=1)
+    alice = user(db)
+    annotate(db, built, built.items[0], alice, payload(built.ids(built.items[0])))
+    _, token = create_token(db, user(db, role="admin"))
+    db.commit()
+    headers = {"Authorization": f"Bearer {token}"}
+
+    def exported_names() -> list[str]:
+        with TestClient(app) as client:
+            lines = export(client, headers, "annotations", batch_id=built.batch.id)
+        return [x["annotator"] for x in lines]
+
+    before = exported_names()
+    monkeypatch.setenv("SAFEPREF_SECRET_KEY", "rotated-" + "x" * 40)
+    get_settings.cache_clear()
+    try:
+        assert get_settings().resolved_secret_key().startswith("rotated-")
+        assert exported_names() == before
+    finally:
+        monkeypatch.undo()
+        get_settings.cache_clear()
 
 
 def test_project_filter_and_newest_batch_wins(

@@ -176,9 +176,11 @@ def _upload(size: int, boundary: str) -> Iterator[bytes]:
 
 
 def _spooled(live: Live) -> list[str]:
-    """Files the server has open in, or left in, its temp directory."""
+    """Files the server has open in, or left in, its temp directory; not the metrics files
+    that `safepref serve` keeps in a directory there (app/ops/multiproc.py)."""
     opened = [f.path for f in live.process().open_files() if f.path.startswith(str(live.tmpdir))]
-    return opened + [str(p) for p in Path(live.tmpdir).iterdir()]
+    found = opened + [str(p) for p in Path(live.tmpdir).iterdir()]
+    return [path for path in found if f"{live.tmpdir}/safepref-metrics-" not in path]
 
 
 @pytest.mark.live

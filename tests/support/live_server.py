@@ -16,9 +16,41 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
+import psutil
 
 ROOT = Path(__file__).resolve().parents[2]
 PG_SH = ROOT / "scripts" / "pg.sh"
+
+
+START_TIMEOUT = 120
+
+
+def listeners(port: int) -> dict[int, int]:
+    """pid -> inode of the socket it listens on at `port` (one per worker)."""
+    found: dict[int, int] = {}
+    for process in psutil.process_iter():
+        try:
+            for conn in process.net_connections(kind="tcp"):
+                if conn.status == psutil.CONN_LISTEN and conn.laddr.port == port:
+                    link = os.readlink(f"/proc/{process.pid}/fd/{conn.fd}")
+                    found[process.pid] = int(link.removeprefix("socket:[").rstrip("]"))
+        except (psutil.NoSuchProcess, psutil.AccessDenied, FileNotFoundError):
+            continue
+    return found
+
+
+def migrated(url: str) -> str:
+    """The database at `url` upgraded to the latest schema; returns the URL."""
+    from app import migrate
+    from app.config import Settings
+    from app.db import make_engine
+
+    engine = make_engine(Settings(database_url=url))
+    try:
+        migrate.upgrade(engine)
+    finally:
+        engine.dispose()
+    return url
 
 
 def free_port() -> int:
@@ -36,11 +68,13 @@ def app_server(
     secret: str,
     log_path: Path | None = None,
     env: Mapping[str, str] | None = None,
+    request_log: bool = False,
 ) -> Iterator[str]:
     """Serves the app with `safepref serve --workers N`; yields the base URL once it answers.
 
     The server's output goes to `log_path` when given (tests show its tail on failure); `env`
-    adds to its environment (settings, TMPDIR)."""
+    adds to its environment (settings, TMPDIR); `request_log` turns its JSON line per request
+    on."""
     port = free_port()
     env = {
         **os.environ,
@@ -65,7 +99,7 @@ def app_server(
             str(workers),
             "--log-level",
             "warning",
-            "--no-access-log",
+            *([] if request_log else ["--no-access-log"]),
         ],
         cwd=ROOT,
         env=env,
@@ -75,21 +109,24 @@ def app_server(
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
+        # Generous: starting worker processes on a loaded machine can take many seconds.
+        deadline = time.monotonic() + START_TIMEOUT
         while True:
             if proc.poll() is not None:
                 log.seek(0)
                 raise RuntimeError(f"server exited:\n{log.read().decode(errors='replace')}")
             try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                # Every worker listens on a socket of its own (app/serving.py): wait for all of
+                # them, not for a guess at how long they take, then for an answer.
+                if len(listeners(port)) >= workers and (
+                    httpx.get(f"{base}/healthz", timeout=5).status_code == 200
+                ):
                     break
             except httpx.HTTPError:
                 pass
             if time.monotonic() > deadline:
-                raise RuntimeError("server did not start within 30 s")
+                raise RuntimeError(f"server did not start within {START_TIMEOUT} s")
             time.sleep(0.1)
-        # With several workers, make sure each has started (each answers on the shared port).
-        time.sleep(0.5 if workers > 1 else 0)
         yield base
     finally:
         # The whole session we started: the supervisor and its workers.

@@ -1,0 +1,1 @@
+"""Operating the service: health checks, Prometheus metrics, one log line per request."""
