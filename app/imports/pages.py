@@ -46,9 +46,6 @@ def _import_or_refusal(
         return run_import(request, project_id, fp, fmt, labels_as, session)
     except ImportRejected as refused:
         session.rollback()  # nothing of a refused file is kept
-        user = getattr(request.state, "user", None)
-        if user is not None:
-            session.refresh(user)  # loaded again for the page's top bar
         return refused
 
 

@@ -50,10 +50,13 @@ def drift(db: Session) -> dict[str, str]:
     return problems
 
 
+# The functions exist on PostgreSQL only: these tests take that backend alone (never a skip).
+pytestmark = pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+
+
 @pytest.fixture
 def pg(db: Session) -> Session:
-    if db.get_bind().dialect.name != "postgresql":
-        pytest.skip("the queue's functions exist on PostgreSQL only")
+    assert db.get_bind().dialect.name == "postgresql"
     return db
 
 
