@@ -20,18 +20,62 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = "app"
 
-# Lowest first. A name covers the module itself and everything below it.
+# The ORM tables of every domain form one layer: they describe the schema, import nothing but
+# the foundation, and any service may read any table (app/models.py gathers them).
+TABLES = tuple(
+    f"app.{domain}.models" for domain in ("auth", "projects", "items", "batches", "annotations")
+)
+# The HTTP adapters (JSON routers, HTML pages and the annotation page's form presenters) of
+# every domain sit above all services:
+# a page may show data of several domains (the project page lists batches and imports).
+HTTP = tuple(
+    f"app.{module}"
+    for module in (
+        "auth.router",
+        "auth.pages",
+        "auth.setup_pages",
+        "projects.router",
+        "projects.pages",
+        "items.router",
+        "batches.router",
+        "batches.pages",
+        "annotations.router",
+        "annotations.pages",
+        "annotations.presenter",
+        "annotations.forms",
+        "consensus.router",
+        "imports.router",
+        "imports.pages",
+        "exports.router",
+        "exports.pages",
+        "dashboard.router",
+        "dashboard.pages",
+    )
+)
+
+# Lowest first. A name covers the module itself and everything below it; the longest name
+# that covers a module decides its layer.
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     (
         "foundation",
-        ("app", "app.config", "app.errors", "app.files", "app.migrate", "app.db", "app.core"),
+        (
+            "app",
+            "app.config",
+            "app.errors",
+            "app.files",
+            "app.limits",
+            "app.migrate",
+            "app.db",
+            "app.core",
+        ),
     ),
+    ("tables", TABLES),
     ("auth", ("app.auth",)),
     ("projects", ("app.projects",)),
     ("items", ("app.items",)),
-    ("queue", ("app.queue",)),
     ("batches", ("app.batches",)),
     ("annotations", ("app.annotations",)),
+    ("queue", ("app.queue",)),
     ("consensus", ("app.consensus",)),
     ("imports", ("app.imports",)),
     ("exports", ("app.exports",)),
@@ -39,6 +83,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("demo", ("app.demo",)),
     ("ops", ("app.ops",)),
     ("web", ("app.web",)),
+    ("http", HTTP),
     ("entry points", ("app.main", "app.cli", "app.serving", "app.models")),
 ]
 
@@ -170,6 +215,10 @@ def main() -> int:
     package_graph: dict[str, set[str]] = defaultdict(set)
     for e in edges:
         module_graph[e.source].add(e.target)
+        # Between packages, only the domain services count: the shared tables and the HTTP
+        # adapters are layers of their own that span every package by design.
+        if any(m in TABLES + HTTP for m in (e.source, e.target)):
+            continue
         a, b = package_of(e.source), package_of(e.target)
         if a != b:
             package_graph[a].add(b)
@@ -178,7 +227,7 @@ def main() -> int:
     print(f"module cycles: {len(module_cycles)}")
     for c in module_cycles:
         print("  " + " <-> ".join(c))
-    print(f"package cycles: {len(package_cycles)}")
+    print(f"package cycles among domain services: {len(package_cycles)}")
     for c in package_cycles:
         print("  " + " <-> ".join(c))
 

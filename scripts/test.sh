@@ -38,6 +38,8 @@ fi
 .venv/bin/ruff check app tests bench migrations
 .venv/bin/ruff format --check app tests bench migrations
 .venv/bin/mypy app
+# The import layers (scripts/import_layers.py): nothing imports back up, no cycles.
+.venv/bin/python scripts/import_layers.py --check
 
 # The documentation site (docs/, mkdocs.yml): a broken link or anchor, or a page left out of the
 # navigation, fails the build. Not --quiet: it would hide the warnings that strict mode counts.

@@ -16,7 +16,7 @@ from app.annotations.schemas import AnnotationIn
 from app.errors import Invalid
 
 if TYPE_CHECKING:
-    from app.annotations.service import AssignmentView
+    from app.queue.views import AssignmentView
 
 DIMENSIONS = ("helpfulness", "harmlessness", "single")
 

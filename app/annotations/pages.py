@@ -16,7 +16,6 @@ from fastapi.responses import RedirectResponse, Response
 from sqlalchemy import select
 from starlette.datastructures import FormData
 
-from app.annotations import service
 from app.annotations.forms import annotation_from_form
 from app.annotations.guide import DIMENSIONS, SEVERITIES, SEVERITY_KEYS, SHORTCUTS
 from app.annotations.models import Annotation
@@ -48,7 +47,7 @@ from app.errors import Conflict, Invalid, NotFound
 from app.items.models import Item
 from app.projects.category_help import category_help
 from app.projects.guidelines import change_notice
-from app.queue import front
+from app.queue import front, views
 
 router = APIRouter(tags=["pages"], include_in_schema=False)
 MY_WORK_PAGE = 50
@@ -66,7 +65,7 @@ def my_work_url(batch_id: int) -> str:
     return f"/batches/{batch_id}/mine"
 
 
-def is_editable(view: service.AssignmentView) -> bool:
+def is_editable(view: views.AssignmentView) -> bool:
     return view.batch.is_open and view.assignment.status in (
         AssignmentStatus.LEASED,
         AssignmentStatus.EXPIRED,
@@ -78,15 +77,15 @@ def suggestion_url(assignment_id: int) -> str:
     return f"/assignments/{assignment_id}/suggestion"
 
 
-def suggestion_was_viewed(view: service.AssignmentView) -> bool:
+def suggestion_was_viewed(view: views.AssignmentView) -> bool:
     annotation = view.annotation
     return view.assignment.suggestion_viewed or (
         annotation is not None and annotation.suggestion_viewed
     )
 
 
-def _own_view(session: DbSession, assignment_id: int, user: User) -> service.AssignmentView:
-    view = service.assignment_view(session, assignment_id, user)
+def _own_view(session: DbSession, assignment_id: int, user: User) -> views.AssignmentView:
+    view = views.assignment_view(session, assignment_id, user)
     if view.assignment.annotator_id != user.id:
         # Admins read other people's work through the API; this page is for doing one's own.
         raise NotFound(f"no assignment {assignment_id}")
@@ -95,7 +94,7 @@ def _own_view(session: DbSession, assignment_id: int, user: User) -> service.Ass
 
 def page_context(
     session: DbSession,
-    view: service.AssignmentView,
+    view: views.AssignmentView,
     user: User,
     *,
     values: FormValues | None = None,
@@ -146,7 +145,7 @@ def page_context(
 def _render_view(
     request: Request,
     session: DbSession,
-    view: service.AssignmentView,
+    view: views.AssignmentView,
     user: User,
     status_code: int = 200,
     **extra: Any,
@@ -173,7 +172,7 @@ def _next(request: Request, session: DbSession, batch: Batch, user: User) -> Res
         return RedirectResponse(target, status_code=303)
     if lease is None:
         return Response(status_code=200, headers={"HX-Redirect": done_url(batch.id)})
-    view = service.assignment_view(session, lease.assignment.id, user)
+    view = views.assignment_view(session, lease.assignment.id, user)
     response = _render_view(request, session, view, user)
     response.headers["HX-Push-Url"] = assignment_url(lease.assignment.id)
     return response

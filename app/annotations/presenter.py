@@ -17,12 +17,12 @@ from starlette.datastructures import FormData
 
 from app.annotations.forms import DIMENSIONS
 from app.annotations.schemas import MAX_DURATION_MS
-from app.annotations.service import AssignmentView
 from app.batches.answer_keys import batch_has_answer_keys
 from app.batches.models import Assignment, AssignmentStatus, Batch, BatchItem
 from app.errors import Invalid
 from app.items.models import ReferenceLabel
 from app.projects.markdown import render_markdown
+from app.queue.views import AssignmentView
 
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
 
-from app.annotations import service
 from app.annotations.schemas import (
     AnnotationIn,
     AnnotationOut,
@@ -18,7 +17,7 @@ from app.auth.dependencies import CurrentUser
 from app.batches.schemas import assigned_item
 from app.core.json_body import JSONRulesRoute
 from app.db import DbSession
-from app.queue import front
+from app.queue import front, views
 from app.queue.results import Stored
 
 router = APIRouter(prefix="/api/v1/assignments", tags=["assignments"], route_class=JSONRulesRoute)
@@ -45,7 +44,7 @@ def annotation_out(done: Stored) -> AnnotationOut:
 def get_assignment(assignment_id: int, session: DbSession, user: CurrentUser) -> AssignmentOut:
     """The caller's own assignment (admins: any), its item in display order, and its
     current annotation if submitted."""
-    view = service.assignment_view(session, assignment_id, user)
+    view = views.assignment_view(session, assignment_id, user)
     a, item, ann = view.assignment, view.item, view.annotation
     return AssignmentOut(
         assignment_id=a.id,
