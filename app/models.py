@@ -1,6 +1,6 @@
 """Imports every domain's models so that Base.metadata knows all tables (Alembic, tests)."""
 
-from app.annotations.models import Adjudication, Annotation, AnnotationRevision
+from app.annotations.models import Adjudication, Annotation, AnnotationRevision, Draft
 from app.auth.models import ApiToken, LoginFailure, User
 from app.batches.models import Assignment, Batch, BatchItem, BatchMember
 from app.db import Base
@@ -17,6 +17,7 @@ __all__ = [
     "Batch",
     "BatchItem",
     "BatchMember",
+    "Draft",
     "GoldLabel",
     "Item",
     "LoginFailure",

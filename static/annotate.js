@@ -365,12 +365,16 @@
     }
     if (event.repeat) return;
     var handled = true;
-    switch (event.key) {
+    // Letters by what they are, not how they are cased: Caps Lock turns s into S, and only
+    // the Shift key (not the case) makes Shift+S a skip.
+    var key = event.key.length === 1 ? event.key.toLowerCase() : event.key;
+    if (key === "s" && event.shiftKey) key = "S";
+    switch (key) {
       case "j": moveCurrent(current + 1, true); break;
       case "k": moveCurrent(current - 1, true); break;
       case "s": setSafety(current, "safe"); break;
       case "u": setSafety(current, "unsafe"); break;
-      case "z": case "x": case "c": setSeverity(current, SEVERITY_KEYS[event.key]); break;
+      case "z": case "x": case "c": setSeverity(current, SEVERITY_KEYS[key]); break;
       case "t": setPrefix($(".pref[data-dimension='single']") ? "single" : null); break;
       case "n": {
         var rationale = document.getElementById("rationale");
@@ -385,7 +389,7 @@
       }
       case "S": {
         var skip = document.getElementById("skip-button");
-        if (skip && event.shiftKey) skip.click();
+        if (skip) skip.click();
         else handled = false;
         break;
       }
@@ -410,9 +414,19 @@
     clearError(el.name);
   }
 
+  // "Skipped · Undo" stays a few seconds after a skip, then leaves the page uncluttered.
+  var UNDO_MS = 8000;
+  function fadeUndo() {
+    var undo = document.getElementById("skip-undo");
+    if (!undo || undo.dataset.timed) return;
+    undo.dataset.timed = "1";
+    setTimeout(function () { if (undo.parentNode) undo.parentNode.removeChild(undo); }, UNDO_MS);
+  }
+
   function init(focus) {
     var r = root();
     if (!r) return;
+    fadeUndo();
     startTimer();
     setPrefix(null);
     answers().forEach(syncSafety);

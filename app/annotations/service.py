@@ -12,7 +12,7 @@ lost or doubled.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import cache
 from typing import Any, Literal
 
@@ -277,6 +277,34 @@ def skip(
         _move(session, assignment, "expired", "skipped", skip_reason=note)
     session.flush()
     return SkipResult(assignment, changed=True)
+
+
+def unskip(
+    session: Session, assignment_id: int, user: User, now: datetime | None = None
+) -> Assignment:
+    """Undoes the caller's skip: the assignment is leased to them again, if its item still has
+    a free slot (someone else may have taken the slot the skip gave back; then Conflict).
+    Undoing twice changes nothing. Flushes only."""
+    now = now or utcnow()
+    assignment, batch, _ = _lock(session, assignment_id, user)
+    if not batch.is_open:
+        raise Conflict(f"batch {batch.id} is closed")
+    if assignment.status == "leased":
+        return assignment
+    if assignment.status != "skipped":
+        raise Conflict(f"assignment {assignment.id} is not skipped")
+    taken = session.scalar(
+        select(BatchItem.taken)
+        .where(BatchItem.batch_id == batch.id, BatchItem.item_id == assignment.item_id)
+        .with_for_update(key_share=True)
+    )
+    if taken is None or (taken >= batch.overlap and not assignment.is_gold):
+        raise Conflict("the skipped item has gone to other annotators meanwhile, so the skip stays")
+    until = now + timedelta(seconds=batch.lease_seconds)
+    if _move(session, assignment, "skipped", "leased", leased_until=until, skip_reason=None):
+        _count(session, assignment, taken=1)
+    session.flush()
+    return assignment
 
 
 def assignment_view(session: Session, assignment_id: int, user: User) -> AssignmentView:
