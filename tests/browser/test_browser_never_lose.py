@@ -248,6 +248,7 @@ def test_letter_shortcuts_work_with_caps_lock_on(open_page: Any, live_server: An
     ]
     # With Caps Lock on, the keys arrive as capitals without Shift.
     page.keyboard.press("U")
+    page.keyboard.press("ArrowDown")
     page.keyboard.press("Space")
     page.keyboard.press("X")
     page.keyboard.press("S")
