@@ -18,6 +18,7 @@ from sqlalchemy import select
 from starlette.datastructures import FormData
 
 from app.annotations import drafts, service
+from app.annotations.form_checks import form_problems
 from app.annotations.forms import annotation_from_form
 from app.annotations.guide import DIMENSIONS, SEVERITIES, SEVERITY_KEYS, SHORTCUTS
 from app.annotations.models import Annotation
@@ -89,6 +90,23 @@ def _own_view(session: DbSession, assignment_id: int, user: User) -> service.Ass
     return view
 
 
+def error_list(errors: dict[str, str], view: service.AssignmentView) -> list[tuple[str, str, str]]:
+    """(field key, what it is, message) for the summary at the top of the page."""
+    letters = {f"r{r.id}": letter(i) for i, r in enumerate(view.responses)}
+    listed = []
+    for key, message in errors.items():
+        if key in DIMENSIONS:
+            label = DIMENSIONS[key][0]
+        elif key == "rationale":
+            label = "Rationale"
+        elif key.split("_", 1)[0] in letters:
+            label = f"Response {letters[key.split('_', 1)[0]]}"
+        else:
+            label = ""
+        listed.append((key, label, message))
+    return listed
+
+
 def _undoable_skip(session: DbSession, assignment_id: int | None, user: User) -> int | None:
     """The id of the caller's skipped assignment to offer an undo for, if it still is one."""
     if assignment_id is None:
@@ -130,6 +148,7 @@ def page_context(
         "letters": {r.id: letter(i) for i, r in enumerate(view.responses)},
         "values": values or values_from_annotation(view),
         "errors": errors or {},
+        "error_list": error_list(errors or {}, view),
         "categories": category_help(project.taxonomy_preset, project.taxonomy),
         "severities": SEVERITIES,
         "severity_keys": SEVERITY_KEYS,
@@ -252,8 +271,22 @@ def submit_page(
     now = utcnow()
     view = _own_view(session, assignment_id, user)
     was_submitted = view.assignment.status == "submitted"
+    completed = complete_rankings(form, view)
+    problems = form_problems(completed, view)
+    if problems:
+        measured = str(form.get("duration_ms", ""))
+        return _render_view(
+            request,
+            session,
+            view,
+            user,
+            status_code=422,
+            values=values_from_form(form, view),
+            errors=problems,
+            prior_ms=int(measured) if measured.isdigit() else 0,
+        )
     try:
-        body = annotation_from_form(complete_rankings(form, view), view)
+        body = annotation_from_form(completed, view)
         body = body.model_copy(
             update={
                 "duration_ms": form_duration_ms(form, view, now),
@@ -261,7 +294,7 @@ def submit_page(
                 "suggestion_viewed": suggestion_was_viewed(view),
             }
         )
-        service.submit(session, assignment_id, user, body, now=now)
+        result = service.submit(session, assignment_id, user, body, now=now)
     except Conflict:
         session.rollback()
         view = _own_view(session, assignment_id, user)
@@ -294,7 +327,8 @@ def submit_page(
         )
     drafts.discard(session, request, assignment_id)
     if was_submitted:
-        target = f"{my_work_url(view.batch.id)}?saved={assignment_id}#a{assignment_id}"
+        said = "unchanged" if result.outcome == "unchanged" else "saved"
+        target = f"{my_work_url(view.batch.id)}?{said}={assignment_id}#a{assignment_id}"
         if is_htmx(request):
             return Response(status_code=200, headers={"HX-Redirect": target})
         return RedirectResponse(target, status_code=303)
@@ -381,6 +415,7 @@ def my_work_page(
     user: CurrentUser,
     before: Annotated[int | None, Query(ge=1)] = None,
     saved: Annotated[int | None, Query(ge=1)] = None,
+    unchanged: Annotated[int | None, Query(ge=1)] = None,
 ) -> Response:
     """My submitted and skipped items in the batch, newest first, each reopenable."""
     batch = session.get(Batch, batch_id)
@@ -406,6 +441,7 @@ def my_work_page(
         "rows": rows,
         "progress": page_progress(session, batch, user.id),
         "saved": saved,
+        "unchanged": unchanged,
         "older": rows[-1][0].id if len(rows) == MY_WORK_PAGE else None,
         "done_url": done_url(batch.id),
     }
