@@ -13,6 +13,11 @@ fi
 npm ci --no-audit --no-fund --loglevel=error
 mkdir -p static/vendor
 cp node_modules/htmx.org/dist/htmx.min.js static/vendor/htmx.min.js
+# axe-core checks the pages' accessibility in the browser tests only: never served.
+if [ "$mode" = test ]; then
+  mkdir -p tests/browser/vendor
+  cp node_modules/axe-core/axe.min.js tests/browser/vendor/axe.min.js
+fi
 
 [ -x .venv/bin/python ] || "$python" -m venv .venv
 .venv/bin/python -m pip install --quiet --upgrade pip
