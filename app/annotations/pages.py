@@ -50,6 +50,7 @@ from app.db import DbSession, utcnow
 from app.errors import Conflict, Invalid, NotFound
 from app.items.models import Item
 from app.projects.category_help import category_help
+from app.web.bodies import reads_without_credentials
 
 router = APIRouter(tags=["pages"], include_in_schema=False)
 MY_WORK_PAGE = 50
@@ -258,6 +259,7 @@ def _next(
 
 @router.post("/assignments/{assignment_id}")
 @allow("owner-only")
+@reads_without_credentials
 def submit_page(
     request: Request,
     assignment_id: int,

@@ -3,7 +3,7 @@
 Answers posted after the session had ended, kept until the owner logs in again.
 
 Revision ID: 5d1f0c2b7e91
-Revises: 1ada494eb64e
+Revises: 5b7e1c2d9f30
 Create Date: 2026-11-30 03:00:00
 """
 
@@ -15,7 +15,7 @@ from alembic import op
 import app.db
 
 revision: str = "5d1f0c2b7e91"
-down_revision: str | None = "1ada494eb64e"
+down_revision: str | None = "5b7e1c2d9f30"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
