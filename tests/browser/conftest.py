@@ -224,7 +224,7 @@ def open_page(
     yield factory
     try:
         for page, watch in watches:
-            watch.run(page)  # the state the test left the page in
+            watch.final(page)  # the state the test left the page in
         for _, guard in opened:
             guard.check()
         problems = [p for _, watch in watches for p in watch.problems]

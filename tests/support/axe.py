@@ -54,8 +54,16 @@ class AxeWatch:
         self.source = source
         self.problems: list[str] = []
         self.states = 0
+        self.js = True
+
+    def final(self, page: Any) -> None:
+        """The state the test left the page in. Without JavaScript every state is a page
+        load, already checked (and a run started after the test may never settle there)."""
+        if self.js:
+            self.run(page)
 
     def attach(self, page: Any, *, js: bool) -> None:
+        self.js = js
         page.on("load", lambda: self.run(page))
         if js:
             page.context.add_init_script(AFTER_SWAP)
