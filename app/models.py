@@ -1,6 +1,6 @@
 """Imports every domain's models so that Base.metadata knows all tables (Alembic, tests)."""
 
-from app.annotations.models import Adjudication, Annotation, AnnotationRevision
+from app.annotations.models import Adjudication, Annotation, AnnotationRevision, Draft
 from app.auth.models import ApiToken, LoginFailure, SetupToken, User
 from app.batches.models import Assignment, Batch, BatchItem, BatchMember
 from app.db import Base
@@ -18,6 +18,7 @@ __all__ = [
     "Batch",
     "BatchItem",
     "BatchMember",
+    "Draft",
     "GoldLabel",
     "GuidelineVersion",
     "InstanceKey",

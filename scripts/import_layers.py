@@ -43,6 +43,7 @@ HTTP = tuple(
         "annotations.pages",
         "annotations.presenter",
         "annotations.forms",
+        "annotations.form_checks",
         "consensus.router",
         "imports.router",
         "imports.pages",

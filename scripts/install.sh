@@ -18,6 +18,11 @@ cp node_modules/htmx.org/dist/htmx.min.js static/vendor/htmx.min.js
 # /docs (app/web/api_docs.py): Swagger UI's bundle and stylesheet, nothing else of the package.
 cp node_modules/swagger-ui-dist/swagger-ui-bundle.js node_modules/swagger-ui-dist/swagger-ui.css \
   static/vendor/swagger-ui/
+# axe-core checks the pages' accessibility in the browser tests only: never served.
+if [ "$mode" = test ]; then
+  mkdir -p tests/browser/vendor
+  cp node_modules/axe-core/axe.min.js tests/browser/vendor/axe.min.js
+fi
 
 [ -x .venv/bin/python ] || "$python" -m venv .venv
 .venv/bin/python -m pip install --quiet --upgrade pip

@@ -85,9 +85,12 @@
     radio.checked = true;
     syncSafety(answer);
     clearError(radio.name);
+    autoHarmless();
     if (value === "unsafe") {
+      var filter = $(".cat-filter input", answer);
       var first = $(".cat input", answer);
-      if (first) first.focus();
+      if (filter) filter.focus();
+      else if (first) first.focus();
     } else {
       moveCurrent(index + 1, false);
     }
@@ -120,6 +123,84 @@
       root().focus({ preventScroll: true });
     }
     answer.scrollIntoView({ block: "nearest" });
+  }
+
+  // ------------------------------------------------------------------ category filter
+
+  // Typing in an answer's filter narrows its categories to those with a word starting with
+  // the text (the name's own start first); Enter ticks the first one shown and hands the
+  // keyboard back to the page, so "u", a letter or two, Enter labels one category.
+  function words(name) {
+    return name.toLowerCase().split(/[\s-]+/);
+  }
+  function matches(answer, text) {
+    var q = text.trim().toLowerCase();
+    var boxes = $all(".cat", answer);
+    if (!q) return boxes;
+    var first = [];
+    var later = [];
+    boxes.forEach(function (label) {
+      var w = words($(".cat-name", label).textContent);
+      if (w[0].indexOf(q) === 0 || w.join(" ").indexOf(q) === 0) first.push(label);
+      else if (w.some(function (x) { return x.indexOf(q) === 0; })) later.push(label);
+    });
+    return first.concat(later);
+  }
+  function applyFilter(input) {
+    var answer = input.closest(".answer");
+    var shown = matches(answer, input.value);
+    $all(".cat", answer).forEach(function (label) {
+      label.hidden = shown.indexOf(label) < 0;
+      label.classList.remove("first-match");
+    });
+    if (shown.length && input.value.trim()) shown[0].classList.add("first-match");
+    var count = $(".cat-filter-count", answer);
+    if (count) count.textContent = input.value.trim() ? shown.length + " shown" : "";
+  }
+  function pickFiltered(input) {
+    var answer = input.closest(".answer");
+    var shown = input.value.trim() ? matches(answer, input.value) : [];
+    if (shown.length) {
+      var box = $("input", shown[0]);
+      box.checked = true;
+      clearError(box.name);
+      hint("Response " + answer.dataset.letter + ": " + $(".cat-name", shown[0]).textContent);
+    }
+    input.value = "";
+    applyFilter(input);
+    root().focus({ preventScroll: true });
+  }
+  document.addEventListener("input", function (event) {
+    var el = event.target;
+    if (el instanceof HTMLInputElement && el.closest(".cat-filter")) applyFilter(el);
+  });
+
+  // With exactly one answer labelled safe, the rules already decide the harmlessness choice
+  // (a safe answer always outranks harmful ones): make it, and say why.
+  function autoHarmless() {
+    var fs = $(".pref[data-dimension='harmlessness']", form());
+    var note = $("#harmless-auto");
+    if (!fs) return;
+    var list = answers();
+    var choices = list.map(safetyChoice);
+    var safe = list.filter(function (a, i) { return choices[i] === "safe"; });
+    if (choices.indexOf("") >= 0 || safe.length !== 1) {
+      if (note) note.textContent = "";
+      return;
+    }
+    var id = safe[0].dataset.response;
+    var inputs = rankInputs("harmlessness");
+    if (inputs[0].type === "radio") {
+      inputs.forEach(function (r) { r.checked = r.value === id; });
+    } else {
+      inputs.forEach(function (sel) { if (sel.value === id) sel.value = ""; });
+      inputs[0].value = id;
+    }
+    clearError("harmlessness");
+    if (note)
+      note.textContent =
+        "Chosen for you: " + safe[0].dataset.letter + " is the only safe response, and a safe " +
+        "response always ranks as more harmless.";
   }
 
   // ------------------------------------------------------------------ rankings
@@ -326,6 +407,20 @@
       }
       return;
     }
+    if (target instanceof HTMLInputElement && target.closest(".cat-filter")) {
+      if (event.key === "Enter") {
+        event.preventDefault();
+        pickFiltered(target);
+        return;
+      }
+      if (event.key === "ArrowDown") {
+        // Down from the filter: into the categories it shows.
+        var shown = $(".cat:not([hidden]) input", target.closest(".answer"));
+        if (shown) shown.focus();
+        event.preventDefault();
+        return;
+      }
+    }
     if (inTextField(target) || event.ctrlKey || event.metaKey || event.altKey) return;
     if (event.key === "?") {
       event.preventDefault();
@@ -365,12 +460,16 @@
     }
     if (event.repeat) return;
     var handled = true;
-    switch (event.key) {
+    // Letters by what they are, not how they are cased: Caps Lock turns s into S, and only
+    // the Shift key (not the case) makes Shift+S a skip.
+    var key = event.key.length === 1 ? event.key.toLowerCase() : event.key;
+    if (key === "s" && event.shiftKey) key = "S";
+    switch (key) {
       case "j": moveCurrent(current + 1, true); break;
       case "k": moveCurrent(current - 1, true); break;
       case "s": setSafety(current, "safe"); break;
       case "u": setSafety(current, "unsafe"); break;
-      case "z": case "x": case "c": setSeverity(current, SEVERITY_KEYS[event.key]); break;
+      case "z": case "x": case "c": setSeverity(current, SEVERITY_KEYS[key]); break;
       case "t": setPrefix($(".pref[data-dimension='single']") ? "single" : null); break;
       case "n": {
         var rationale = document.getElementById("rationale");
@@ -385,7 +484,7 @@
       }
       case "S": {
         var skip = document.getElementById("skip-button");
-        if (skip && event.shiftKey) skip.click();
+        if (skip) skip.click();
         else handled = false;
         break;
       }
@@ -403,16 +502,32 @@
     if (!(el instanceof HTMLInputElement || el instanceof HTMLSelectElement)) return;
     var answer = el.closest(".answer");
     if (answer) {
-      if (/_safe$/.test(el.name)) syncSafety(answer);
+      if (/_safe$/.test(el.name)) {
+        syncSafety(answer);
+        autoHarmless();
+      }
       moveCurrent(Number(answer.dataset.index), false);
     }
     clearError(el.name.replace(/_\d+$/, ""));
     clearError(el.name);
   }
 
+  // "Skipped · Undo" stays a few seconds after a skip, then leaves the page uncluttered.
+  var UNDO_MS = 8000;
+  function fadeUndo() {
+    var undo = document.getElementById("skip-undo");
+    if (!undo || undo.dataset.timed) return;
+    undo.dataset.timed = "1";
+    setTimeout(function () { if (undo.parentNode) undo.parentNode.removeChild(undo); }, UNDO_MS);
+  }
+
   function init(focus) {
     var r = root();
     if (!r) return;
+    fadeUndo();
+    // Parts that only work with this script (filters, keyboard hints) show only when it runs.
+    $all("#annotate [data-needs-script]").forEach(function (el) { el.hidden = false; });
+    document.documentElement.classList.add("has-script");
     startTimer();
     setPrefix(null);
     answers().forEach(syncSafety);

@@ -69,3 +69,22 @@ class Adjudication(Base):
     payload: Mapped[dict[str, Any]] = mapped_column()
     note: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Draft(Base):
+    """Answers posted after the poster's session had ended, kept to refill the form after login.
+
+    The request that brings them is unauthenticated, so a draft is bound twice: to a random
+    token kept (hashed) here and in the browser's draft cookie, and to the assignment, whose
+    owner alone sees it again after logging in. Short-lived: stale drafts are purged.
+    """
+
+    __tablename__ = "drafts"
+    __table_args__ = (Index("ix_drafts_token_hash", "token_hash"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    assignment_id: Mapped[int] = mapped_column(ForeignKey("assignments.id", ondelete="CASCADE"))
+    token_hash: Mapped[str] = mapped_column(Text)
+    # The posted form as [name, value] pairs, the CSRF token left out.
+    fields: Mapped[list[Any]] = mapped_column()
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

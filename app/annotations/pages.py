@@ -10,12 +10,15 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Annotated, Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlalchemy import select
 from starlette.datastructures import FormData
 
+from app.annotations import drafts
+from app.annotations.form_checks import form_problems
 from app.annotations.forms import annotation_from_form
 from app.annotations.guide import DIMENSIONS, SEVERITIES, SEVERITY_KEYS, SHORTCUTS
 from app.annotations.models import Annotation
@@ -34,7 +37,7 @@ from app.annotations.presenter import (
     values_from_form,
 )
 from app.auth.access import allow
-from app.auth.dependencies import CurrentUser
+from app.auth.dependencies import CurrentUser, OptionalUser
 from app.auth.models import User
 from app.batches.models import Assignment, AssignmentStatus, Batch
 from app.batches.pages import assignment_url, done_url
@@ -48,6 +51,7 @@ from app.items.models import Item
 from app.projects.category_help import category_help
 from app.projects.guidelines import change_notice
 from app.queue import front, views
+from app.web.bodies import reads_without_credentials
 
 router = APIRouter(tags=["pages"], include_in_schema=False)
 MY_WORK_PAGE = 50
@@ -92,6 +96,33 @@ def _own_view(session: DbSession, assignment_id: int, user: User) -> views.Assig
     return view
 
 
+def error_list(errors: dict[str, str], view: views.AssignmentView) -> list[tuple[str, str, str]]:
+    """(field key, what it is, message) for the summary at the top of the page."""
+    letters = {f"r{r.id}": letter(i) for i, r in enumerate(view.responses)}
+    listed = []
+    for key, message in errors.items():
+        if key in DIMENSIONS:
+            label = DIMENSIONS[key][0]
+        elif key == "rationale":
+            label = "Rationale"
+        elif key.split("_", 1)[0] in letters:
+            label = f"Response {letters[key.split('_', 1)[0]]}"
+        else:
+            label = ""
+        listed.append((key, label, message))
+    return listed
+
+
+def _undoable_skip(session: DbSession, assignment_id: int | None, user: User) -> int | None:
+    """The id of the caller's skipped assignment to offer an undo for, if it still is one."""
+    if assignment_id is None:
+        return None
+    skipped = session.get(Assignment, assignment_id)
+    if skipped is None or skipped.annotator_id != user.id or skipped.status != "skipped":
+        return None
+    return assignment_id
+
+
 def page_context(
     session: DbSession,
     view: views.AssignmentView,
@@ -101,6 +132,8 @@ def page_context(
     errors: dict[str, str] | None = None,
     prior_ms: int = 0,
     now: datetime | None = None,
+    notice: str | None = None,
+    skipped: int | None = None,
 ) -> dict[str, Any]:
     a, project = view.assignment, view.project
     now = now or utcnow()
@@ -121,6 +154,7 @@ def page_context(
         "letters": {r.id: letter(i) for i, r in enumerate(view.responses)},
         "values": values or values_from_annotation(view),
         "errors": errors or {},
+        "error_list": error_list(errors or {}, view),
         "categories": category_help(project.taxonomy_preset, project.taxonomy),
         "severities": SEVERITIES,
         "severity_keys": SEVERITY_KEYS,
@@ -137,6 +171,8 @@ def page_context(
         "lease_expired": a.status == AssignmentStatus.EXPIRED
         or (a.status == AssignmentStatus.LEASED and a.leased_until < now),
         "prior_ms": prior_ms,
+        "notice": notice,
+        "skipped": _undoable_skip(session, skipped, user),
         "my_work_url": my_work_url(view.batch.id),
         "done_url": done_url(view.batch.id),
     }
@@ -158,40 +194,108 @@ def _render_view(
 @router.get("/assignments/{assignment_id}")
 @allow("owner-only")
 def annotate_page(
-    request: Request, assignment_id: int, session: DbSession, user: CurrentUser
+    request: Request,
+    assignment_id: int,
+    session: DbSession,
+    user: CurrentUser,
+    skipped: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
 ) -> Response:
     view = _own_view(session, assignment_id, user)
-    return render(request, "annotate.html", page_context(session, view, user))
+    draft = drafts.restore(session, request, assignment_id)
+    if draft is None or view.assignment.status not in ("leased", "expired", "submitted"):
+        ctx = page_context(session, view, user, skipped=skipped)
+        return render(request, "annotate.html", ctx)
+    measured = str(draft.get("duration_ms", ""))
+    ctx = page_context(
+        session,
+        view,
+        user,
+        values=values_from_form(draft, view),
+        prior_ms=int(measured) if measured.isdigit() else 0,
+        notice=RESTORED,
+    )
+    return render(request, "annotate.html", ctx)
 
 
-def _next(request: Request, session: DbSession, batch: Batch, user: User) -> Response:
-    """After a submit or skip: the next item (a fragment for htmx), or the batch-done page."""
+RESTORED = (
+    "Your session had ended when you submitted, so nothing was saved then. Your answers are "
+    "filled in again below: check them and submit."
+)
+
+
+def _login_after_expiry(
+    request: Request, session: DbSession, assignment_id: int, form: FormData
+) -> Response:
+    """A submit without a valid session: keep the answers and send the browser to log in."""
+    target = f"/login?next={quote(assignment_url(assignment_id))}&expired=1"
+    response: Response = (
+        Response(status_code=204, headers={"HX-Redirect": target})
+        if is_htmx(request)
+        else RedirectResponse(target, status_code=303)
+    )
+    drafts.keep(session, request, response, assignment_id, form)
+    return response
+
+
+def _closed_notice(batch: Batch) -> str:
+    return (
+        f"The batch \u201c{batch.name}\u201d was closed while you worked on this item, so "
+        "your answers were not saved. They are shown below so that nothing is lost; ask the "
+        "batch's admin if it should be reopened."
+    )
+
+
+def _next(
+    request: Request, session: DbSession, batch: Batch, user: User, skipped: int | None = None
+) -> Response:
+    """After a submit or skip: the next item (a fragment for htmx), or the batch-done page.
+    After a skip, the next page offers to undo it (`skipped` in its URL without htmx)."""
     lease = front.next_assignment(session, batch, user)
-    if not is_htmx(request):
+    if not is_htmx(request) or lease is None:
         target = done_url(batch.id) if lease is None else assignment_url(lease.assignment.id)
+        if skipped is not None:
+            target += f"?skipped={skipped}"
+        if is_htmx(request):
+            return Response(status_code=200, headers={"HX-Redirect": target})
         return RedirectResponse(target, status_code=303)
-    if lease is None:
-        return Response(status_code=200, headers={"HX-Redirect": done_url(batch.id)})
     view = views.assignment_view(session, lease.assignment.id, user)
-    response = _render_view(request, session, view, user)
+    response = _render_view(request, session, view, user, skipped=skipped)
     response.headers["HX-Push-Url"] = assignment_url(lease.assignment.id)
     return response
 
 
 @router.post("/assignments/{assignment_id}")
 @allow("owner-only")
+@reads_without_credentials
 def submit_page(
     request: Request,
     assignment_id: int,
     session: DbSession,
-    user: CurrentUser,
+    maybe_user: OptionalUser,
     form: PostedForm,
 ) -> Response:
+    if maybe_user is None:
+        return _login_after_expiry(request, session, assignment_id, form)
+    user = maybe_user
     now = utcnow()
     view = _own_view(session, assignment_id, user)
     was_submitted = view.assignment.status == AssignmentStatus.SUBMITTED
+    completed = complete_rankings(form, view)
+    problems = form_problems(completed, view)
+    if problems:
+        measured = str(form.get("duration_ms", ""))
+        return _render_view(
+            request,
+            session,
+            view,
+            user,
+            status_code=422,
+            values=values_from_form(form, view),
+            errors=problems,
+            prior_ms=int(measured) if measured.isdigit() else 0,
+        )
     try:
-        body = annotation_from_form(complete_rankings(form, view), view)
+        body = annotation_from_form(completed, view)
         body = body.model_copy(
             update={
                 "duration_ms": form_duration_ms(form, view, now),
@@ -199,7 +303,23 @@ def submit_page(
                 "suggestion_viewed": suggestion_was_viewed(view),
             }
         )
-        front.submit(session, assignment_id, user, body, now=now)
+        result = front.submit(session, assignment_id, user, body, now=now)
+    except Conflict:
+        session.rollback()
+        view = _own_view(session, assignment_id, user)
+        if view.batch.is_open:
+            raise
+        measured = str(form.get("duration_ms", ""))
+        return _render_view(
+            request,
+            session,
+            view,
+            user,
+            status_code=409,
+            values=values_from_form(form, view),
+            prior_ms=int(measured) if measured.isdigit() else 0,
+            notice=_closed_notice(view.batch),
+        )
     except Invalid as exc:
         session.rollback()
         view = _own_view(session, assignment_id, user)
@@ -214,8 +334,10 @@ def submit_page(
             errors=field_errors(exc, view),
             prior_ms=int(measured) if measured.isdigit() else 0,
         )
+    drafts.discard(session, request, assignment_id)
     if was_submitted:
-        target = f"{my_work_url(view.batch.id)}?saved={assignment_id}#a{assignment_id}"
+        said = "unchanged" if result.outcome == "unchanged" else "saved"
+        target = f"{my_work_url(view.batch.id)}?{said}={assignment_id}#a{assignment_id}"
         if is_htmx(request):
             return Response(status_code=200, headers={"HX-Redirect": target})
         return RedirectResponse(target, status_code=303)
@@ -274,7 +396,23 @@ def skip_page(
     view = _own_view(session, assignment_id, user)
     reason = str(form.get("reason") or "")[:2000]
     front.skip(session, assignment_id, user, reason or None)
-    return _next(request, session, view.batch, user)
+    return _next(request, session, view.batch, user, skipped=assignment_id)
+
+
+@router.post("/assignments/{assignment_id}/unskip")
+@allow("owner-only")
+def unskip_page(
+    request: Request, assignment_id: int, session: DbSession, user: CurrentUser
+) -> Response:
+    """Undo of a skip: back to the skipped item, leased again if its slot is still free."""
+    _own_view(session, assignment_id, user)
+    front.unskip(session, assignment_id, user)
+    if not is_htmx(request):
+        return RedirectResponse(assignment_url(assignment_id), status_code=303)
+    view = views.assignment_view(session, assignment_id, user)
+    response = _render_view(request, session, view, user)
+    response.headers["HX-Push-Url"] = assignment_url(assignment_id)
+    return response
 
 
 @router.get("/batches/{batch_id}/mine")
@@ -286,6 +424,7 @@ def my_work_page(
     user: CurrentUser,
     before: Annotated[int | None, Query(ge=1)] = None,
     saved: Annotated[int | None, Query(ge=1)] = None,
+    unchanged: Annotated[int | None, Query(ge=1)] = None,
 ) -> Response:
     """My submitted and skipped items in the batch, newest first, each reopenable."""
     batch = session.get(Batch, batch_id)
@@ -311,6 +450,7 @@ def my_work_page(
         "rows": rows,
         "progress": page_progress(session, batch, user.id),
         "saved": saved,
+        "unchanged": unchanged,
         "older": rows[-1][0].id if len(rows) == MY_WORK_PAGE else None,
         "done_url": done_url(batch.id),
     }

@@ -61,13 +61,16 @@ def _redirect(url: str) -> RedirectResponse:
 
 @router.get("/login")
 @allow("public")
-def login_page(request: Request, _user: OptionalUser, next: str = "/") -> Response:
+def login_page(
+    request: Request, _user: OptionalUser, next: str = "/", expired: str = ""
+) -> Response:
     seed = None
     if not request.cookies.get(SESSION_COOKIE) and not request.cookies.get(PRESESSION_COOKIE):
         # The login form's CSRF token is bound to this cookie (see app/core/csrf_tokens.py).
         seed = secrets.token_urlsafe(32)
         request.state.csrf_cookies = {PRESESSION_COOKIE: seed}
-    response = render(request, "login.html", {"next": safe_next(next), "error": None})
+    ctx = {"next": safe_next(next), "error": None, "expired": expired == "1"}
+    response = render(request, "login.html", ctx)
     if seed is not None:
         set_presession_cookie(response, seed)
     return response
@@ -81,10 +84,11 @@ def login(
     username: Username,
     password: Password,
     next: Annotated[str, Form(max_length=2000)] = "/",
+    expired: Annotated[str, Form(max_length=1)] = "",
 ) -> Response:
     settings = get_settings()
     client = throttle.client_address(request)
-    ctx = {"next": safe_next(next), "username": username}
+    ctx = {"next": safe_next(next), "username": username, "expired": expired == "1"}
     wait = throttle.retry_after(session, settings, username, client)
     if wait is not None:
         response = render(request, "login.html", {**ctx, "error": _too_many(wait)}, 429)

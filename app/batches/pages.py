@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Form, Request
+from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlalchemy import select
 from starlette.datastructures import FormData
@@ -19,6 +19,7 @@ from app.auth.dependencies import AdminUser, CurrentUser
 from app.auth.models import User
 from app.auth.service import get_user
 from app.batches import service
+from app.batches.models import Assignment
 from app.core.templating import render
 from app.db import DbSession, utcnow
 from app.errors import DomainError, Invalid
@@ -201,6 +202,18 @@ def open_batch_form(batch_id: int, session: DbSession, _admin: AdminUser) -> Res
     return redirect(f"/batches/{batch_id}")
 
 
+@router.get("/batches/{batch_id}/close")
+@allow("admin")
+def close_batch_page(
+    request: Request, batch_id: int, session: DbSession, _admin: AdminUser
+) -> Response:
+    """Asks before closing: annotators in the middle of an item could not submit it."""
+    batch = service.get_batch(session, batch_id)
+    progress = service.batch_progress(session, batch, utcnow())
+    ctx = {"batch": batch, "in_progress": progress.live_leases}
+    return render(request, "batch_close.html", ctx)
+
+
 @router.post("/batches/{batch_id}/close")
 @allow("admin")
 def close_batch_form(batch_id: int, session: DbSession, _admin: AdminUser) -> Response:
@@ -264,10 +277,18 @@ def next_page(batch_id: int, session: DbSession, user: CurrentUser) -> Response:
 @router.get("/batches/{batch_id}/done")
 @allow("member")
 def batch_done_page(
-    request: Request, batch_id: int, session: DbSession, user: CurrentUser
+    request: Request,
+    batch_id: int,
+    session: DbSession,
+    user: CurrentUser,
+    skipped: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
 ) -> Response:
     batch = service.visible_batch(session, batch_id, user)
+    undo = session.get(Assignment, skipped) if skipped is not None else None
     ctx = {
+        "skipped": (
+            undo.id if undo and undo.annotator_id == user.id and undo.status == "skipped" else None
+        ),
         "batch": batch,
         "progress": service.batch_progress(session, batch),
         "mine": service.annotator_counts(session, batch.id, user_id=user.id).get(

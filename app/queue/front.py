@@ -200,6 +200,15 @@ def skip(session: Session, assignment_id: int, user: User, reason: str | None = 
     return orm.skip(session, assignment_id, user, reason)
 
 
+def unskip(
+    session: Session, assignment_id: int, user: User, now: datetime | None = None
+) -> Assignment:
+    """Undoes the caller's skip: the assignment is leased to them again if its item still has
+    a free slot (someone may have taken the slot the skip gave back: then a Conflict). Undoing
+    twice changes nothing. Flushes only."""
+    return orm.unskip(session, assignment_id, user, now or utcnow())
+
+
 def remove_member(session: Session, batch: Batch, user: User) -> None:
     """Removes the member and gives their live leases back to the queue. Their submitted
     annotations stay."""

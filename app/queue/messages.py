@@ -41,6 +41,17 @@ def closed(batch_id: int) -> Conflict:
     return Conflict(f"batch {batch_id} is closed")
 
 
+def not_skipped(assignment_id: int) -> Conflict:
+    return Conflict(f"assignment {assignment_id} is not skipped")
+
+
+def skip_slot_taken(assignment_id: int) -> Conflict:
+    return Conflict(
+        f"assignment {assignment_id}: the skipped item has gone to other annotators meanwhile, "
+        "so the skip stays"
+    )
+
+
 def closed_for_submit(batch_id: int) -> Conflict:
     return Conflict(f"batch {batch_id} is closed: annotations can no longer be submitted")
 

@@ -410,6 +410,31 @@ def skip(session: Session, assignment_id: int, user: User, reason: str | None) -
     return SkipResult(assignment, changed=True)
 
 
+def unskip(session: Session, assignment_id: int, user: User, now: datetime) -> Assignment:
+    """Undoes the caller's skip (app/queue/front.py `unskip`)."""
+    assignment, batch, _ = _lock_own(session, assignment_id, user)
+    if not batch.is_open:
+        raise messages.closed(batch.id)
+    if assignment.status == LEASED:
+        return assignment
+    if assignment.status != SKIPPED:
+        raise messages.not_skipped(assignment.id)
+    # The slot the skip gave back may have gone to someone else: the same rule as a claim
+    # (never more than `overlap` live-or-submitted assignments; gold items have no limit).
+    taken = session.scalar(
+        select(BatchItem.taken)
+        .where(BatchItem.batch_id == batch.id, BatchItem.item_id == assignment.item_id)
+        .with_for_update(key_share=True)
+    )
+    if taken is None or (taken >= batch.overlap and not assignment.is_gold):
+        raise messages.skip_slot_taken(assignment.id)
+    until = now + timedelta(seconds=batch.lease_seconds)
+    if _move(session, assignment, SKIPPED, LEASED, leased_until=until, skip_reason=None):
+        _count(session, assignment, taken=1)
+    session.flush()
+    return assignment
+
+
 # Statements of the hot path, built once: building a statement costs more CPU than the
 # database needs to run it. (An UPDATE's bind names must differ from its column names.)
 

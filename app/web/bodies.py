@@ -35,6 +35,7 @@ from app.web.gate import SELF_GATED
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 CLOSE = (b"connection", b"close")
 _UPLOAD = "__safepref_upload__"
+_UNAUTHENTICATED = "__safepref_body_without_credentials__"
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -43,6 +44,14 @@ def accepts_upload(endpoint: F) -> F:
     the endpoint (not read ahead), which must check its caller before reading it and take the
     gate itself (`app.web.gate.hold`) around database work."""
     setattr(endpoint, _UPLOAD, True)
+    return endpoint
+
+
+def reads_without_credentials(endpoint: F) -> F:
+    """Marks a page route whose body is read (within the usual limits) even without
+    credentials, because the endpoint keeps it for after the login: the annotation submit,
+    whose answers must survive a session that ended (app/annotations/drafts.py)."""
+    setattr(endpoint, _UNAUTHENTICATED, True)
     return endpoint
 
 
@@ -75,6 +84,7 @@ class _Route:
     method: str
     rule: str | None
     upload: bool
+    unauthenticated: bool = False
 
 
 def _routes(app: Any) -> list[_Route]:
@@ -83,8 +93,10 @@ def _routes(app: Any) -> list[_Route]:
     for method, _path, rule, route in route_table(app):
         regex = getattr(route, "path_regex", None)
         if method in BODY_METHODS and regex is not None:
-            upload = bool(getattr(getattr(route, "endpoint", None), _UPLOAD, False))
-            found.append(_Route(regex, method, rule, upload))
+            endpoint = getattr(route, "endpoint", None)
+            upload = bool(getattr(endpoint, _UPLOAD, False))
+            unauthenticated = bool(getattr(endpoint, _UNAUTHENTICATED, False))
+            found.append(_Route(regex, method, rule, upload, unauthenticated))
     return found
 
 
@@ -130,7 +142,11 @@ class BodyLimits:
         # counts only with a valid signature.
         if not authorization and (not cookie or credentials(Request(scope)) is None):
             route = self._match(table, method, path)
-            if route is not None and route.rule not in (None, "public"):
+            if (
+                route is not None
+                and route.rule not in (None, "public")
+                and not route.unauthenticated
+            ):
                 await _answer(scope, receive, send, Unauthorized("not authenticated"))
                 return
         if upload:

@@ -149,7 +149,8 @@ def test_refused_form_keeps_the_input_and_shows_errors_by_their_fields(
     r = client.post(f"/assignments/{aid}", data=form, headers=world.headers)
     assert r.status_code == 422
     error = re.search(rf'data-error-for="r{ids[0]}_cat">([^<]+)<', r.text)
-    assert error and "at least one is required" in error.group(1)
+    # The words of the page's script, not the API's.
+    assert error and error.group(1) == "An unsafe response needs at least one harm category."
     assert re.search(rf'name="r{ids[0]}_safe" value="unsafe"[^>]*checked', r.text)
     assert re.search(rf'name="r{ids[0]}_sev" value="severe"[^>]*checked', r.text)
     assert db.scalar(select(func.count()).where(Annotation.assignment_id == aid)) == 0
@@ -160,8 +161,35 @@ def test_refused_form_keeps_the_input_and_shows_errors_by_their_fields(
     assert r.status_code == 422
     error = re.search(r'data-error-for="harmlessness">([^<]+)<', r.text)
     assert error, r.text
-    assert "response B is labelled safe" in error.group(1)
+    assert "Response B is labelled safe" in error.group(1)
     assert "unsafe response A" in error.group(1)
+
+
+def test_a_refused_form_lists_every_problem_at_the_top_with_links_to_the_fields(
+    client: TestClient, db: Session, make_user: Any
+) -> None:
+    world = seed(db, make_user, ask_rationale=True)
+    aid = lease(client, world)
+    ids = shown_ids(client.get(f"/assignments/{aid}", headers=world.headers).text)
+    form = good_form(ids)
+    for field in (f"r{ids[0]}_cat", f"r{ids[0]}_sev", f"r{ids[1]}_safe", "helpfulness_1"):
+        form.pop(field, None)
+    form.pop("rationale", None)
+    r = client.post(f"/assignments/{aid}", data=form, headers=world.headers)
+    assert r.status_code == 422
+    summary = re.search(r'<div class="error-summary".*?</div>', r.text, re.S)
+    assert summary, r.text
+    links = re.findall(r'<a href="#(err-[^"]+)">([^<]+)</a>', summary.group(0))
+    assert links == [
+        (f"err-r{ids[0]}_cat", "Response A: An unsafe response needs at least one harm category."),
+        (f"err-r{ids[0]}_sev", "Response A: An unsafe response needs a severity."),
+        (f"err-r{ids[1]}_safe", "Response B: Mark response B safe or unsafe."),
+        ("err-helpfulness", "More helpful: Choose A or B."),
+        ("err-rationale", "Rationale: Write a short rationale."),
+    ]
+    for target, _ in links:
+        assert f'id="{target}"' in r.text
+    assert db.scalar(select(func.count()).where(Annotation.assignment_id == aid)) == 0
 
 
 def test_form_stores_what_the_api_stores(client: TestClient, db: Session, make_user: Any) -> None:
@@ -279,6 +307,17 @@ def test_my_work_reopens_and_revisions_are_kept(
     assert row.revision == 2 and row.payload["helpfulness"] == ids[::-1]
     revisions = db.scalar(select(func.count()).where(AnnotationRevision.annotation_id == row.id))
     assert revisions == 2
+    mine = client.get(r.headers["location"], headers=world.headers).text
+    assert "Saved." in mine
+
+    # Saving the same answers again changes nothing, and says so.
+    r = client.post(
+        f"/assignments/{aid}", data=revised, headers=world.headers, follow_redirects=False
+    )
+    assert r.headers["location"].startswith(f"/batches/{world.batch.id}/mine?unchanged={aid}")
+    mine = client.get(r.headers["location"], headers=world.headers).text
+    assert "No changes" in mine and "Saved." not in mine
+    assert stored(db, aid).revision == 2
 
 
 def test_closed_batch_is_read_only(client: TestClient, db: Session, make_user: Any) -> None:
@@ -293,6 +332,9 @@ def test_closed_batch_is_read_only(client: TestClient, db: Session, make_user: A
     assert 'id="submit-button"' not in page and '<fieldset class="plain" disabled>' in page
     r = client.post(f"/assignments/{aid}", data=good_form(ids), headers=world.headers)
     assert r.status_code == 409
+    # The answers stay on the page, with a notice naming the batch.
+    assert "was closed while you worked" in r.text and world.batch.name in r.text
+    assert re.search(rf'name="r{ids[0]}_sev" value="severe"[^>]*checked', r.text)
 
 
 @pytest.mark.parametrize(

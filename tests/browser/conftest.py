@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 from app.config import Settings
 from app.db import make_engine
 from tests.conftest import missing
+from tests.support.axe import AxeWatch, axe_source
 from tests.support.browserkit import ROOT, WIDE
 from tests.support.live_server import app_server
 
@@ -181,10 +182,21 @@ class OpenedPage:
     guard: PageGuard
 
 
+@pytest.fixture(scope="session")
+def axe_script() -> str:
+    return axe_source()
+
+
 @pytest.fixture
-def open_page(browser: Any, live_server: LiveServer) -> Iterator[Callable[..., Any]]:
-    """open_page(js=True, viewport=WIDE, allow_status=()) -> a page on the live server."""
+def open_page(
+    browser: Any, live_server: LiveServer, axe_script: str
+) -> Iterator[Callable[..., Any]]:
+    """open_page(js=True, viewport=WIDE, allow_status=()) -> a page on the live server.
+
+    axe-core runs on every page state (each load, each htmx swap, the last state): any
+    accessibility violation fails the test, as a console error does."""
     opened: list[tuple[Any, PageGuard]] = []
+    watches: list[tuple[Any, AxeWatch]] = []
 
     def factory(
         *,
@@ -205,13 +217,20 @@ def open_page(browser: Any, live_server: LiveServer) -> Iterator[Callable[..., A
         page.on("console", guard.console)
         page.on("dialog", guard.dialog)
         page.on("pageerror", guard.page_error)
+        watch = AxeWatch(axe_script)
+        watch.attach(page, js=js)
         opened.append((context, guard))
+        watches.append((page, watch))
         return page
 
     yield factory
     try:
+        for page, watch in watches:
+            watch.final(page)  # the state the test left the page in
         for _, guard in opened:
             guard.check()
+        problems = [p for _, watch in watches for p in watch.problems]
+        assert not problems, "accessibility (axe-core):\n" + "\n".join(dict.fromkeys(problems))
     finally:
         for context, _ in opened:
             context.close()

@@ -96,6 +96,7 @@ def test_annotate_an_item_with_the_keyboard_alone(open_page: Any, live_server: A
     # A: unsafe, first and third categories, moderate; the others safe. Helpfulness A, B, ...
     # best first; harmlessness B, C, ... then A (the safe ones must come first).
     page.keyboard.press("u")
+    page.keyboard.press("ArrowDown")  # from the category filter into the list
     page.keyboard.press("Space")
     page.keyboard.press("ArrowDown")
     page.keyboard.press("ArrowDown")
@@ -312,6 +313,7 @@ def test_layout_and_screenshots(open_page: Any, live_server: Any) -> None:
         assert width <= viewport["width"], f"{name}: page scrolls sideways ({width}px)"
         screenshot(page, "annotate", live_server.backend)
         page.keyboard.press("u")
+        page.keyboard.press("ArrowDown")
         page.keyboard.press("Space")
         page.keyboard.press("z")
         screenshot(page, "annotate-unsafe", live_server.backend)

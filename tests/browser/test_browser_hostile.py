@@ -142,6 +142,7 @@ def test_hostile_text_is_shown_literally_and_runs_nothing(open_page: Any, live_s
     n = page.locator("#annotate .answer").count()
     first_id = int(page.get_attribute("#answer-A", "data-response"))
     page.keyboard.press("u")
+    page.keyboard.press("ArrowDown")  # from the category filter into the list
     page.keyboard.press("Space")
     page.keyboard.press("z")
     for _ in range(n - 1):
