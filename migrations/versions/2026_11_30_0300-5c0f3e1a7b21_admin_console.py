@@ -109,7 +109,7 @@ def upgrade() -> None:
         op.execute(PG_FUNCTION)
         op.execute(
             "CREATE TRIGGER annotations_guideline_version BEFORE INSERT OR UPDATE OF revision "
-            "ON annotations FOR EACH ROW EXECUTE FUNCTION safepref_guideline_version()"
+            "ON annotations FOR EACH ROW EXECUTE FUNCTION record_guideline_version()"
         )
 
 
@@ -118,8 +118,10 @@ NEWEST_SQLITE = (
     "SELECT max(gv.id) FROM guideline_versions gv JOIN batches b "
     "ON b.project_id = gv.project_id WHERE b.id = NEW.batch_id"
 )
+# Not named safepref_*: that prefix belongs to the queue, whose functions each have a canonical
+# file in app/queue/sql/ (a test compares them with what the migrations installed).
 PG_FUNCTION = """
-CREATE OR REPLACE FUNCTION safepref_guideline_version() RETURNS trigger
+CREATE OR REPLACE FUNCTION record_guideline_version() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
     SELECT max(gv.id) INTO NEW.guideline_version_id
@@ -136,7 +138,7 @@ def downgrade() -> None:
         op.execute("DROP TRIGGER IF EXISTS annotations_guideline_version_revise")
     else:
         op.execute("DROP TRIGGER IF EXISTS annotations_guideline_version ON annotations")
-        op.execute("DROP FUNCTION IF EXISTS safepref_guideline_version()")
+        op.execute("DROP FUNCTION IF EXISTS record_guideline_version()")
     op.drop_column("annotations", "guideline_version_id")
     for table in ("projects", "batches"):
         op.drop_column(table, "archived_at")
