@@ -264,6 +264,30 @@ def _next(
     return response
 
 
+def _refused(
+    request: Request,
+    session: DbSession,
+    view: views.AssignmentView,
+    user: User,
+    form: FormData,
+    status_code: int,
+    **extra: Any,
+) -> Response:
+    """The item again with what the annotator posted, after a refused submit: nothing typed
+    is lost (the time already spent is carried over too)."""
+    measured = str(form.get("duration_ms", ""))
+    return _render_view(
+        request,
+        session,
+        view,
+        user,
+        status_code=status_code,
+        values=values_from_form(form, view),
+        prior_ms=int(measured) if measured.isdigit() else 0,
+        **extra,
+    )
+
+
 @router.post("/assignments/{assignment_id}")
 @allow("owner-only")
 @reads_without_credentials
@@ -283,17 +307,7 @@ def submit_page(
     completed = complete_rankings(form, view)
     problems = form_problems(completed, view)
     if problems:
-        measured = str(form.get("duration_ms", ""))
-        return _render_view(
-            request,
-            session,
-            view,
-            user,
-            status_code=422,
-            values=values_from_form(form, view),
-            errors=problems,
-            prior_ms=int(measured) if measured.isdigit() else 0,
-        )
+        return _refused(request, session, view, user, form, 422, errors=problems)
     try:
         body = annotation_from_form(completed, view)
         body = body.model_copy(
@@ -309,31 +323,11 @@ def submit_page(
         view = _own_view(session, assignment_id, user)
         if view.batch.is_open:
             raise
-        measured = str(form.get("duration_ms", ""))
-        return _render_view(
-            request,
-            session,
-            view,
-            user,
-            status_code=409,
-            values=values_from_form(form, view),
-            prior_ms=int(measured) if measured.isdigit() else 0,
-            notice=_closed_notice(view.batch),
-        )
+        return _refused(request, session, view, user, form, 409, notice=_closed_notice(view.batch))
     except Invalid as exc:
         session.rollback()
         view = _own_view(session, assignment_id, user)
-        measured = str(form.get("duration_ms", ""))
-        return _render_view(
-            request,
-            session,
-            view,
-            user,
-            status_code=422,
-            values=values_from_form(form, view),
-            errors=field_errors(exc, view),
-            prior_ms=int(measured) if measured.isdigit() else 0,
-        )
+        return _refused(request, session, view, user, form, 422, errors=field_errors(exc, view))
     drafts.discard(session, request, assignment_id)
     if was_submitted:
         said = "unchanged" if result.outcome == "unchanged" else "saved"
