@@ -129,10 +129,9 @@ def record(
     metrics.REQUEST_SECONDS.labels(scope["method"], route, str(status)).observe(seconds)
     if status == 503:
         metrics.UNAVAILABLE.labels(route).inc()
-    app = scope.get("app")
-    observe = getattr(getattr(app, "state", None), "observe_pools", None)
-    if observe is not None:
-        observe()
+    _observe_pools(scope)
+    if error is None and not log.isEnabledFor(logging.INFO):
+        return  # the request log is off: nothing to build
     client = scope.get("client")
     fields = {
         "request_id": request_id,
@@ -149,6 +148,23 @@ def record(
         log.error("request failed", extra={"fields": fields}, exc_info=error)
     else:
         log.info("request", extra={"fields": fields})
+
+
+# The pool gauges are refreshed at most this often after requests (and always before a
+# scrape): reading the pools on every request cost the queue's hot path measurable CPU.
+POOL_OBSERVE_SECONDS = 1.0
+_pools_observed_at = [0.0]
+
+
+def _observe_pools(scope: Scope) -> None:
+    now = time.monotonic()
+    if now - _pools_observed_at[0] < POOL_OBSERVE_SECONDS:
+        return
+    _pools_observed_at[0] = now
+    app = scope.get("app")
+    observe = getattr(getattr(app, "state", None), "observe_pools", None)
+    if observe is not None:
+        observe()
 
 
 def _count(method: str, route: str, status: int, seen: dict[str, Any]) -> None:
