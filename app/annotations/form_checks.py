@@ -8,20 +8,33 @@ on every submit and speaks for anything these do not catch.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from starlette.datastructures import FormData
 
-from app.annotations.presenter import asked_dimensions, letter
+from app.annotations.guide import DIMENSIONS
+from app.annotations.presenter import letter, project_dimensions
+from app.projects.models import Project
 from app.queue.views import AssignmentView
 
 
 def form_problems(form: FormData, view: AssignmentView) -> dict[str, str]:
     """Problems keyed by the field they belong to (`r<id>_safe|cat|sev`, a dimension,
     `rationale`), in page order; empty when the form is complete."""
+    return label_problems(
+        form, view.project, [r.id for r in view.responses], rationale=view.project.ask_rationale
+    )
+
+
+def label_problems(
+    form: FormData, project: Project, ids: Sequence[int], *, rationale: bool
+) -> dict[str, str]:
+    """The checks of `form_problems` for any label form of these responses (the adjudication
+    form asks the same questions, without a rationale)."""
     errors: dict[str, str] = {}
-    ids = [r.id for r in view.responses]
     letters = {rid: letter(i) for i, rid in enumerate(ids)}
     safe: dict[int, bool] = {}
-    if view.project.ask_safety:
+    if project.ask_safety:
         for rid in ids:
             key = f"r{rid}"
             choice = form.get(f"{key}_safe")
@@ -34,7 +47,7 @@ def form_problems(form: FormData, view: AssignmentView) -> dict[str, str]:
                     errors[f"{key}_cat"] = "An unsafe response needs at least one harm category."
                 if not form.get(f"{key}_sev"):
                     errors[f"{key}_sev"] = "An unsafe response needs a severity."
-    for dim in asked_dimensions(view):
+    for dim in project_dimensions(project):
         order = [
             int(str(v))
             for rank in range(1, len(ids) + 1)
@@ -56,6 +69,23 @@ def form_problems(form: FormData, view: AssignmentView) -> dict[str, str]:
                         "outrank harmful ones)."
                     )
                     break
-    if view.project.ask_rationale and not str(form.get("rationale") or "").strip():
+    if rationale and not str(form.get("rationale") or "").strip():
         errors["rationale"] = "Write a short rationale."
     return errors
+
+
+def listed_problems(errors: dict[str, str], ids: Sequence[int]) -> list[tuple[str, str, str]]:
+    """(field key, what it is, message) for the summary at the top of a label form."""
+    letters = {f"r{rid}": letter(i) for i, rid in enumerate(ids)}
+    listed = []
+    for key, message in errors.items():
+        if key in DIMENSIONS:
+            label = DIMENSIONS[key][0]
+        elif key == "rationale":
+            label = "Rationale"
+        elif key.split("_", 1)[0] in letters:
+            label = f"Response {letters[key.split('_', 1)[0]]}"
+        else:
+            label = ""
+        listed.append((key, label, message))
+    return listed

@@ -18,7 +18,7 @@ from sqlalchemy import select
 from starlette.datastructures import FormData
 
 from app.annotations import drafts
-from app.annotations.form_checks import form_problems
+from app.annotations.form_checks import form_problems, listed_problems
 from app.annotations.forms import annotation_from_form
 from app.annotations.guide import DIMENSIONS, SEVERITIES, SEVERITY_KEYS, SHORTCUTS
 from app.annotations.models import Annotation
@@ -98,19 +98,7 @@ def _own_view(session: DbSession, assignment_id: int, user: User) -> views.Assig
 
 def error_list(errors: dict[str, str], view: views.AssignmentView) -> list[tuple[str, str, str]]:
     """(field key, what it is, message) for the summary at the top of the page."""
-    letters = {f"r{r.id}": letter(i) for i, r in enumerate(view.responses)}
-    listed = []
-    for key, message in errors.items():
-        if key in DIMENSIONS:
-            label = DIMENSIONS[key][0]
-        elif key == "rationale":
-            label = "Rationale"
-        elif key.split("_", 1)[0] in letters:
-            label = f"Response {letters[key.split('_', 1)[0]]}"
-        else:
-            label = ""
-        listed.append((key, label, message))
-    return listed
+    return listed_problems(errors, [r.id for r in view.responses])
 
 
 def _undoable_skip(session: DbSession, assignment_id: int | None, user: User) -> int | None:

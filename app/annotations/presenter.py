@@ -22,6 +22,7 @@ from app.batches.models import Assignment, AssignmentStatus, Batch, BatchItem
 from app.errors import Invalid
 from app.items.models import ReferenceLabel
 from app.projects.markdown import render_markdown
+from app.projects.models import Project
 from app.queue.views import AssignmentView
 
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
@@ -48,7 +49,10 @@ class FormValues:
 
 
 def asked_dimensions(view: AssignmentView) -> list[str]:
-    project = view.project
+    return project_dimensions(view.project)
+
+
+def project_dimensions(project: Project) -> list[str]:
     asked = {"helpfulness": project.ask_dual, "harmlessness": project.ask_dual}
     asked["single"] = project.ask_single
     return [d for d in DIMENSIONS if asked[d]]
@@ -111,7 +115,11 @@ def values_from_form(form: FormData, view: AssignmentView) -> FormValues:
 def complete_rankings(form: FormData, view: AssignmentView) -> FormData:
     """Fills in the last rank of each ranking when all others are given: with two responses
     the page asks only for the preferred one, and the other is necessarily second."""
-    ids = [r.id for r in view.responses]
+    return completed_rankings(form, [r.id for r in view.responses])
+
+
+def completed_rankings(form: FormData, ids: list[int]) -> FormData:
+    """`complete_rankings` for any label form of these responses."""
     items = list(form.multi_items())
     for dimension in DIMENSIONS:
         given = [_int(form.get(f"{dimension}_{rank}", "")) for rank in range(1, len(ids) + 1)]

@@ -271,19 +271,49 @@ def gold_items(session: Session, batch: Batch) -> list[GoldItem]:
     return [GoldItem(item, key, int(n), name) for item, key, name, n in rows]
 
 
-def reference_candidates(session: Session, batch: Batch, limit: int = 20) -> list[int]:
-    """Ordinary items of the batch that have a reference label (to pick gold items from)."""
-    return list(
-        session.scalars(
-            select(BatchItem.item_id)
-            .where(
-                BatchItem.batch_id == batch.id,
-                BatchItem.is_gold.is_(False),
-                select(ReferenceLabel.id)
-                .where(ReferenceLabel.item_id == BatchItem.item_id)
-                .exists(),
-            )
-            .order_by(BatchItem.item_id)
-            .limit(limit)
-        )
+@dataclass(frozen=True)
+class ItemRow:
+    """One row of the table to pick gold items from."""
+
+    item_id: int
+    external_id: str | None
+    prompt: str  # the start of the prompt only
+    is_gold: bool
+    has_reference: bool
+
+
+PROMPT_PREVIEW = 200  # characters of each prompt the table fetches
+
+
+def item_table(
+    session: Session, batch: Batch, text: str, page: int, size: int
+) -> tuple[list[ItemRow], int]:
+    """A page of the batch's items, those whose prompt or external id contains `text` (any
+    case; empty: all), by item id; and how many match in all."""
+    has_reference = (
+        select(ReferenceLabel.id).where(ReferenceLabel.item_id == BatchItem.item_id).exists()
     )
+    where = [BatchItem.batch_id == batch.id]
+    needle = text.strip().lower()
+    if needle:
+        where.append(
+            func.lower(Item.prompt).contains(needle, autoescape=True)
+            | func.lower(func.coalesce(Item.external_id, "")).contains(needle, autoescape=True)
+        )
+    base = select(BatchItem.item_id).join(Item, Item.id == BatchItem.item_id).where(*where)
+    total = session.scalar(select(func.count()).select_from(base.subquery())) or 0
+    rows = session.execute(
+        select(
+            Item.id,
+            Item.external_id,
+            func.substr(Item.prompt, 1, PROMPT_PREVIEW),
+            BatchItem.is_gold,
+            has_reference,
+        )
+        .join(BatchItem, BatchItem.item_id == Item.id)
+        .where(*where)
+        .order_by(Item.id)
+        .limit(size)
+        .offset((page - 1) * size)
+    ).all()
+    return [ItemRow(i, e, p, bool(g), bool(r)) for i, e, p, g, r in rows], int(total)

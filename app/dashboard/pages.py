@@ -16,7 +16,16 @@ from fastapi.responses import RedirectResponse, Response
 from sqlalchemy import select
 from starlette.datastructures import FormData
 
+from app.annotations.form_checks import label_problems, listed_problems
+from app.annotations.guide import DIMENSIONS, SEVERITIES, SEVERITY_KEYS, SHORTCUTS
 from app.annotations.models import Annotation
+from app.annotations.presenter import (
+    FormValues,
+    LabelValues,
+    completed_rankings,
+    has_bidi_controls,
+    project_dimensions,
+)
 from app.auth.access import allow
 from app.auth.dependencies import AdminUser
 from app.batches.models import Batch
@@ -29,6 +38,7 @@ from app.exports.keys import pseudonym_key
 from app.exports.service import pseudonym
 from app.items.models import GoldLabel, Item
 from app.items.models import Response as ItemResponse
+from app.projects.category_help import category_help
 from app.projects.models import Project
 
 router = APIRouter(tags=["pages"], include_in_schema=False)
@@ -74,7 +84,7 @@ def _threshold(raw: str | None, default: float | None, name: str, upper: float) 
     except ValueError:
         raise Invalid(f"{name}: must be a number") from None
     if not 0 <= value <= upper:
-        raise Invalid(f"{name}: must be between 0 and {upper:g}")
+        raise Invalid(f"{name}: must be between 0 and {upper:g}{'%' if upper == 100 else ''}")
     return value
 
 
@@ -84,11 +94,18 @@ def thresholds(
     max_skip: Annotated[str | None, Query(max_length=20)] = None,
     min_seconds: Annotated[str | None, Query(max_length=20)] = None,
 ) -> service.Thresholds:
+    """The flag thresholds of the dashboard's form. Rates are percentages (0..100), as the
+    table shows them; the median time is in seconds."""
     d = service.Thresholds()
+
+    def rate(raw: str | None, default: float | None, name: str) -> float | None:
+        value = _threshold(raw, None if default is None else default * 100, name, 100)
+        return None if value is None else value / 100
+
     return service.Thresholds(
-        min_agreement=_threshold(min_agreement, d.min_agreement, "min_agreement", 1),
-        min_gold=_threshold(min_gold, d.min_gold, "min_gold", 1),
-        max_skip_rate=_threshold(max_skip, d.max_skip_rate, "max_skip", 1),
+        min_agreement=rate(min_agreement, d.min_agreement, "min_agreement"),
+        min_gold=rate(min_gold, d.min_gold, "min_gold"),
+        max_skip_rate=rate(max_skip, d.max_skip_rate, "max_skip"),
         min_median_seconds=_threshold(min_seconds, d.min_median_seconds, "min_seconds", 86400),
     )
 
@@ -282,15 +299,61 @@ def disagreements_page(
     return render(request, "disagreements.html", ctx)
 
 
+def _label_values(labels: dict[str, Any] | None, ids: list[int]) -> FormValues:
+    """A payload with response ids (an annotation, the consensus, an adjudication) as the
+    annotation page's form values."""
+    values = FormValues(
+        labels={rid: LabelValues() for rid in ids},
+        ranks={d: [None] * len(ids) for d in ("helpfulness", "harmlessness", "single")},
+    )
+    for r in (labels or {}).get("responses") or ():
+        rid = r.get("response_id")
+        if rid in values.labels and r.get("is_safe") is not None:
+            values.labels[rid] = LabelValues(
+                "safe" if r["is_safe"] else "unsafe",
+                list(r.get("harm_categories") or ()),
+                r.get("severity") or "",
+            )
+    for dimension in values.ranks:
+        ranking = (labels or {}).get(dimension)
+        if ranking:
+            values.ranks[dimension] = list(ranking)
+    return values
+
+
+def _posted_values(form: FormData, ids: list[int]) -> FormValues:
+    """Exactly what the admin sent, to refill a refused form."""
+    values = FormValues(labels={}, ranks={})
+    for rid in ids:
+        choice = str(form.get(f"r{rid}_safe") or "")
+        values.labels[rid] = LabelValues(
+            choice if choice in ("safe", "unsafe") else "",
+            [str(c) for c in form.getlist(f"r{rid}_cat")],
+            str(form.get(f"r{rid}_sev") or ""),
+        )
+    for dimension in ("helpfulness", "harmlessness", "single"):
+        values.ranks[dimension] = [
+            int(raw) if (raw := str(form.get(f"{dimension}_{rank}") or "")).isdigit() else None
+            for rank in range(1, len(ids) + 1)
+        ]
+    return values
+
+
+# The annotation page's keys that have no meaning on the adjudication form.
+_NOT_ADJUDICATION_KEYS = {("n",), ("m",), ("Shift+S",)}
+
+
 def _item_context(
     session: DbSession,
     batch: Batch,
     project: Project,
     item_id: int,
     names: bool,
-    values: dict[str, Any] | None = None,
-    error: str | None = None,
+    values: FormValues | None = None,
+    errors: dict[str, str] | None = None,
     note: str = "",
+    start_from: int | None = None,
+    saved: int | None = None,
 ) -> dict[str, Any]:
     view = consensus.item_consensus_view(session, batch.id, item_id)
     item = session.get_one(Item, item_id)
@@ -310,31 +373,53 @@ def _item_context(
             )
         )
     }
+    # Annotators go by the exports' pseudonym: the same person has the same name on every
+    # item (and in every export), whether or not real names are shown too.
     secret = pseudonym_key(session)
-    who = {
-        v.annotation_id: v.annotator if names else pseudonym(secret, owners[v.annotation_id])
-        for v in view.annotations
-    }
+    who = {v.annotation_id: pseudonym(secret, owners[v.annotation_id]) for v in view.annotations}
+    usernames = {v.annotation_id: v.annotator for v in view.annotations}
     ids = [r.id for r in responses]
+    starting_point = "consensus"
     if values is None:
-        current = view.adjudication.labels if view.adjudication else None
-        values = disagreements.form_values(
-            current or disagreements.consensus_prefill(view.consensus), ids
-        )
+        chosen = None
+        if start_from is not None:
+            chosen = next((v for v in view.annotations if v.annotation_id == start_from), None)
+            if chosen is None:
+                raise NotFound(f"no annotation {start_from} of item {item_id} in this batch")
+            starting_point = who[start_from]
+            values = _label_values(chosen.labels, ids)
+        else:
+            current = view.adjudication.labels if view.adjudication else None
+            starting_point = "adjudication" if current else "consensus"
+            values = _label_values(current or disagreements.consensus_prefill(view.consensus), ids)
         note = view.adjudication.note if view.adjudication and not note else note
+    else:
+        starting_point = "posted"
     entry = disagreements.find(session, batch, item_id)
+    errors = errors or {}
     return {
         "batch": batch,
         "project": project,
         "item": item,
-        "responses": responses,
+        "responses": [(letters[r.id], r) for r in responses],
         "letters": letters,
         "view": view,
         "who": who,
+        "usernames": usernames,
         "names": names,
         "values": values,
-        "error": error,
+        "errors": errors,
+        "error_list": listed_problems(errors, ids),
+        "categories": category_help(project.taxonomy_preset, project.taxonomy),
+        "severities": SEVERITIES,
+        "severity_keys": SEVERITY_KEYS,
+        "dimensions": [(d, *DIMENSIONS[d]) for d in project_dimensions(project)],
+        "shortcuts": [s for s in SHORTCUTS if s.keys not in _NOT_ADJUDICATION_KEYS],
+        "bidi": {r.id for r in responses if has_bidi_controls(r.text)},
+        "prompt_bidi": has_bidi_controls(item.prompt),
         "note": note,
+        "starting_point": starting_point,
+        "saved": saved,
         "entry": entry,
         "is_gold": item_id in {g.item.id for g in gold.gold_items(session, batch)},
         "next_id": disagreements.next_item(session, batch, item_id),
@@ -351,9 +436,13 @@ def disagreement_item_page(
     session: DbSession,
     _admin: AdminUser,
     names: bool = False,
+    start_from: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None,
+    saved: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None,
 ) -> Response:
+    """The item's annotations side by side and the final-label form, which starts from the
+    current adjudication, the consensus, or (`start_from`) one annotator's labels."""
     batch, project = get_batch(session, batch_id)
-    ctx = _item_context(session, batch, project, item_id, names)
+    ctx = _item_context(session, batch, project, item_id, names, start_from=start_from, saved=saved)
     return render(request, "disagreements_item.html", ctx)
 
 
@@ -368,25 +457,36 @@ def adjudicate_form(
     form: PostedForm,
 ) -> Response:
     """Records the final labels (who and when, by the adjudication service), then moves on
-    to the next item to adjudicate."""
+    to the next item to adjudicate, saying the save went through. A refused form comes back
+    with every problem listed, in the annotation page's words."""
     batch, project = get_batch(session, batch_id)
     ids = disagreements.response_ids(session, item_id)
     names = form.get("names") == "1"
+    form = completed_rankings(form, ids)
+    problems = label_problems(form, project, ids, rationale=False)
     try:
+        if problems:
+            raise Invalid("the final labels are incomplete")
         body, _ = disagreements.adjudication_from_form(form, project, ids)
         consensus.record_adjudication(session, batch.id, item_id, admin, body)
     except Invalid as exc:
-        entered = _lenient_values(form, ids)
         ctx = _item_context(
-            session, batch, project, item_id, names, entered, exc.detail, str(form.get("note", ""))
+            session,
+            batch,
+            project,
+            item_id,
+            names,
+            _posted_values(form, ids),
+            problems or {"form": exc.detail},
+            str(form.get("note", "")),
         )
         return render(request, "disagreements_item.html", ctx, status_code=exc.status_code)
     following = disagreements.next_item(session, batch, item_id)
-    suffix = "?names=1" if names else ""
     if following is None:
-        notice = urlencode({"notice": "Adjudicated. No item left to adjudicate."})
-        return redirect(f"/batches/{batch.id}/disagreements?{notice}")
-    return redirect(f"/batches/{batch.id}/disagreements/{following}{suffix}")
+        notice = f"Saved the final labels of item #{item_id}. No item left to adjudicate."
+        return redirect(f"/batches/{batch.id}/disagreements?" + urlencode({"notice": notice}))
+    query = urlencode({"saved": item_id, **({"names": "1"} if names else {})})
+    return redirect(f"/batches/{batch.id}/disagreements/{following}?{query}")
 
 
 def _lenient_values(form: FormData, ids: list[int]) -> dict[str, Any]:
@@ -421,7 +521,6 @@ def _gold_context(
         "batch": batch,
         "project": project,
         "items": gold.gold_items(session, batch),
-        "candidates": gold.reference_candidates(session, batch),
         "computing": snap is None,
         "scores": sorted(snap.gold.items(), key=lambda kv: names.get(kv[0], "")) if snap else [],
         "names": names,
@@ -430,16 +529,39 @@ def _gold_context(
         "error": None,
         "notice": None,
         "item_ids": "",
+        "ticked": set(),
     }
     ctx.update(extra)
+    text, page = str(ctx.get("q", "")), int(ctx.get("page", 1))
+    rows, total = gold.item_table(session, batch, text, page, LIST_PAGE)
+    query = {"q": text} if text else {}
+    ctx.update(
+        q=text,
+        page=page,
+        table=rows,
+        table_total=total,
+        pages=max(1, -(-total // LIST_PAGE)),
+        page_url=lambda n: "?" + urlencode({**query, "page": n}) + "#batch-items",
+    )
     return ctx
 
 
 @router.get("/batches/{batch_id}/gold")
 @allow("admin")
-def gold_page(request: Request, batch_id: int, session: DbSession, _admin: AdminUser) -> Response:
+def gold_page(
+    request: Request,
+    batch_id: int,
+    session: DbSession,
+    _admin: AdminUser,
+    q: Annotated[str, Query(max_length=200)] = "",
+    page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
+) -> Response:
+    """Gold share, the gold items, and a table of the batch's items (filtered by a text in
+    the prompt or external id) to tick and mark gold."""
     batch, project = get_batch(session, batch_id)
-    ctx = _gold_context(session, batch, project, notice=request.query_params.get("notice"))
+    ctx = _gold_context(
+        session, batch, project, notice=request.query_params.get("notice"), q=q, page=page
+    )
     return render(request, "dashboard_gold.html", ctx)
 
 
@@ -463,13 +585,26 @@ def mark_gold_form(
     """Marks the listed items gold with their reference labels as the answer key."""
     batch, project = get_batch(session, batch_id)
     raw = str(form.get("item_ids", ""))
+    # Ticked rows of the item table (`item_id`, repeated) and/or ids typed in `item_ids`.
+    ticked = [str(v) for v in form.getlist("item_id")]
+    text = str(form.get("q", ""))[:200]
     try:
-        n = gold.mark_many_from_reference(session, batch, _ids(raw), admin)
+        if not ticked and not raw.strip():
+            raise Invalid("Tick at least one item in the table (or type item ids).")
+        n = gold.mark_many_from_reference(session, batch, _ids(" ".join([raw, *ticked])), admin)
     except DomainError as exc:
-        ctx = _gold_context(session, batch, project, error=exc.detail, item_ids=raw)
+        ctx = _gold_context(
+            session,
+            batch,
+            project,
+            error=exc.detail,
+            item_ids=raw,
+            ticked=set(ticked),
+            q=text,
+        )
         return render(request, "dashboard_gold.html", ctx, status_code=exc.status_code)
-    notice = urlencode({"notice": f"{n} item(s) marked gold."})
-    return redirect(f"/batches/{batch.id}/gold?{notice}")
+    query = {"notice": f"{n} item(s) marked gold.", **({"q": text} if text else {})}
+    return redirect(f"/batches/{batch.id}/gold?" + urlencode(query))
 
 
 @router.post("/batches/{batch_id}/gold/rate")

@@ -407,14 +407,20 @@ class Thresholds:
     min_median_seconds: float | None = 10.0
 
     def query(self) -> dict[str, str]:
-        """As query parameters (for links that keep the admin's thresholds)."""
+        """As query parameters (for links that keep the admin's thresholds): rates in percent,
+        the unit the dashboard's table shows them in; the median time in seconds."""
         names = {
-            "min_agreement": self.min_agreement,
-            "min_gold": self.min_gold,
-            "max_skip": self.max_skip_rate,
+            "min_agreement": _percent(self.min_agreement),
+            "min_gold": _percent(self.min_gold),
+            "max_skip": _percent(self.max_skip_rate),
             "min_seconds": self.min_median_seconds,
         }
         return {k: ("" if v is None else f"{v:g}") for k, v in names.items()}
+
+
+def _percent(rate: float | None) -> float | None:
+    # Rounded so that 0.7 shows as 70, not 70.00000000000001.
+    return None if rate is None else round(rate * 100, 6)
 
 
 @dataclass(frozen=True)

@@ -162,7 +162,7 @@ def test_sorting_and_thresholds_are_query_parameters(
     assert header.one("a").attrs["href"].endswith("sort=submitted&order=asc")
 
     # Custom thresholds: agreement below 75 % only (the other checks off).
-    query = "?min_agreement=0.75&min_gold=&max_skip=&min_seconds="
+    query = "?min_agreement=75&min_gold=&max_skip=&min_seconds="
     table = annotator_table(page(client, admin_headers, url + query))
     assert {k: v[7] for k, v in table.items()} == {
         "a": "",
@@ -170,8 +170,33 @@ def test_sorting_and_thresholds_are_query_parameters(
         "c": "",
         "d": "",
     }
-    assert client.get(url + "?min_gold=2", headers=admin_headers).status_code == 422
+    assert client.get(url + "?min_gold=101", headers=admin_headers).status_code == 422
     assert client.get(url + "?sort=nope", headers=admin_headers).status_code == 422
+
+
+def test_thresholds_are_in_the_unit_the_table_shows(
+    client: TestClient, admin_headers: dict[str, str], db: Session
+) -> None:
+    """Rates are percent in the table, so the threshold fields are percent too."""
+    c = build_campaign(db)
+    url = f"/batches/{c.batch_id}/dashboard"
+    form = page(client, admin_headers, url).one("form", class_="thresholds")
+    fields = {i.attrs["name"]: i for i in form.find_all("input", inputmode="decimal")}
+    assert {k: v.attrs["value"] for k, v in fields.items()} == {
+        "min_agreement": "70",
+        "min_gold": "80",
+        "max_skip": "25",
+        "min_seconds": "10",
+    }
+    labels = [label.text for label in form.find_all("label")]
+    assert [label.split(" (")[1][:2] for label in labels] == ["%)", "%)", "%)", "s)"]
+    # 72.7% agreement is under a 75 threshold, as the table reads it.
+    table = annotator_table(
+        page(client, admin_headers, url + "?min_agreement=75&min_gold=&max_skip=&min_seconds=")
+    )
+    assert table["b"][5] == "72.7%" and table["b"][7] == "agreement below 75%"
+    refused = client.get(url + "?min_agreement=101", headers=admin_headers)
+    assert refused.status_code == 422 and "between 0 and 100%" in refused.text
 
 
 def test_live_fragment_refreshes_the_same_figures(

@@ -164,8 +164,13 @@ def test_adjudication_by_form_changes_the_export_and_moves_on(
         follow_redirects=False,
     )
     assert r.status_code == 303, r.text
-    # The next item in list order that is not adjudicated yet.
-    assert r.headers["location"] == f"/batches/{batch_id}/disagreements/{b.x['two_thirds'].id}"
+    # The next item in list order that is not adjudicated yet, confirming the save.
+    following = f"/batches/{batch_id}/disagreements/{b.x['two_thirds'].id}"
+    assert r.headers["location"] == f"{following}?saved={broken.id}"
+    saved = parse(client.get(r.headers["location"], headers=admin_headers).text)
+    notice = saved.one("p", id="saved-notice")
+    assert f"Saved the final labels of item #{broken.id}" in notice.text
+    assert notice.one("a").attrs["href"] == f"/batches/{batch_id}/disagreements/{broken.id}"
 
     line = export_lines(client, admin_headers, batch_id)[broken.prompt]
     assert line["is_response_0_safe"] is True and line["is_response_1_safe"] is False
@@ -200,7 +205,8 @@ def test_a_refused_form_keeps_what_was_entered(
     )
     assert r.status_code == 422
     root = parse(r.text)
-    assert "severity" in root.one("p", class_="error").text
+    summary = root.one("div", id="error-summary")
+    assert "Response B: An unsafe response needs a severity." in summary.text
     checked = root.find_all("input", name=f"r{ids[1]}_cat", value="Violence")
     assert "checked" in checked[0].attrs
     assert (
@@ -229,3 +235,127 @@ def test_the_last_adjudication_returns_to_the_list(
     assert r.status_code == 303
     assert r.headers["location"].startswith(f"/batches/{built.batch.id}/disagreements?notice=")
     assert listed(client, admin_headers, f"/batches/{built.batch.id}/disagreements") == []
+
+
+def side_by_side_heads(page: Any) -> list[str]:
+    table = page.one("table", class_="side-by-side")
+    return [
+        th.one("span", class_="pseudonym").text for th in table.find_all("th", data_annotator=None)
+    ]
+
+
+def test_annotators_keep_their_pseudonym_on_every_item(
+    client: TestClient, admin_headers: dict[str, str], db: Session
+) -> None:
+    """The same person has the same name on every item (the exports' pseudonym), not a
+    position number that means someone else on the next item."""
+    b = build_browser(db)
+    url = f"/batches/{b.built.batch.id}/disagreements"
+    secret = pseudonym_key(db)
+    names = [pseudonym(secret, p.id) for p in b.people]
+    split = parse(client.get(f"{url}/{b.x['split'].id}", headers=admin_headers).text)
+    three = parse(client.get(f"{url}/{b.x['three_quarters'].id}", headers=admin_headers).text)
+    assert side_by_side_heads(split) == names[:2]
+    assert side_by_side_heads(three) == names
+    assert "Annotator 1" not in split.text and "Annotator 1" not in three.text
+    # With real names shown, the pseudonyms stay and the username is added.
+    named = parse(client.get(f"{url}/{b.x['split'].id}?names=1", headers=admin_headers).text)
+    assert side_by_side_heads(named) == names[:2]
+    assert [d.text for d in named.find_all("div", class_="username")] == [
+        p.username for p in b.people[:2]
+    ]
+
+
+def test_the_form_can_start_from_one_annotators_labels(
+    client: TestClient, admin_headers: dict[str, str], db: Session
+) -> None:
+    b = build_browser(db)
+    item = b.x["broken"]
+    ids = b.built.ids(item)
+    url = f"/batches/{b.built.batch.id}/disagreements/{item.id}"
+    page = parse(client.get(url, headers=admin_headers).text)
+    links = page.find_all("a", class_="start-from")
+    secret = pseudonym_key(db)
+    second = pseudonym(secret, b.people[1].id)
+    assert [a.text for a in links] == [
+        f"Use {pseudonym(secret, p.id)}'s labels" for p in b.people[:3]
+    ]
+    # The consensus start: A and B both have a majority (A safe 2-1, B unsafe 2-1).
+    assert "checked" in page.one("input", name=f"r{ids[0]}_safe", value="safe").attrs
+
+    # The second annotator said both unsafe (moderate, Violence), B more harmless.
+    href = links[1].attrs["href"]
+    assert href.startswith("?start_from=")
+    started = parse(client.get(url + href.split("#")[0], headers=admin_headers).text)
+    for rid in ids:
+        assert "checked" in started.one("input", name=f"r{rid}_safe", value="unsafe").attrs
+        assert "checked" in started.one("input", name=f"r{rid}_sev", value="moderate").attrs
+        assert "checked" in started.one("input", name=f"r{rid}_cat", value="Violence").attrs
+    assert "checked" in started.one("input", name="harmlessness_1", value=str(ids[1])).attrs
+    assert f"starts from {second}'s labels" in started.one("p", class_="starting-point").text
+
+    # An annotation of another item is not a starting point here.
+    other = b.x["split"]
+    foreign = parse(client.get(f"{url[: url.rindex('/')]}/{other.id}", headers=admin_headers).text)
+    foreign_id = foreign.find_all("a", class_="start-from")[0].attrs["href"].split("=")[1]
+    missing = client.get(f"{url}?start_from={foreign_id.split('#')[0]}", headers=admin_headers)
+    assert missing.status_code == 404 and "no annotation" in missing.text
+
+
+def test_a_refused_form_lists_every_problem_in_plain_words(
+    client: TestClient, admin_headers: dict[str, str], db: Session
+) -> None:
+    b = build_browser(db)
+    item = b.x["split"]
+    ids = b.built.ids(item)
+    url = f"/batches/{b.built.batch.id}/disagreements/{item.id}"
+    data = {
+        f"r{ids[1]}_safe": "unsafe",  # A unanswered; B unsafe without category or severity
+        "harmlessness_1": str(ids[1]),  # helpfulness unanswered
+        "note": "kept",
+    }
+    r = client.post(url, data=data, headers=admin_headers)
+    assert r.status_code == 422
+    page = parse(r.text)
+    summary = page.one("div", id="error-summary")
+    assert [li.text for li in summary.find_all("li")] == [
+        "Response A: Mark response A safe or unsafe.",
+        "Response B: An unsafe response needs at least one harm category.",
+        "Response B: An unsafe response needs a severity.",
+        "More helpful: Choose A or B.",
+    ]
+    # Each links to the field's own message, which says the same next to it.
+    for a in summary.find_all("a"):
+        target = a.attrs["href"].removeprefix("#")
+        assert page.one("p", id=target).text in a.text
+    assert "is_safe" not in r.text and "harm_categories" not in r.text  # no API wording
+    assert page.one("textarea", name="note").text == "kept"
+    assert "checked" in page.one("input", name=f"r{ids[1]}_safe", value="unsafe").attrs
+    history = client.get(
+        f"/api/v1/batches/{b.built.batch.id}/items/{item.id}/adjudication", headers=admin_headers
+    )
+    assert history.json() == []
+
+
+def test_the_two_way_choice_is_one_control(
+    client: TestClient, admin_headers: dict[str, str], db: Session
+) -> None:
+    """With two responses each preference is one choice (A or B), as on the annotation page:
+    the other response is second."""
+    b = build_browser(db)
+    item = b.x["split"]
+    ids = b.built.ids(item)
+    url = f"/batches/{b.built.batch.id}/disagreements/{item.id}"
+    page = parse(client.get(url, headers=admin_headers).text)
+    for dim in ("helpfulness", "harmlessness"):
+        choices = page.find_all("input", name=f"{dim}_1")
+        assert [c.attrs["type"] for c in choices] == ["radio", "radio"]
+        assert not page.find_all(None, name=f"{dim}_2")
+    data = {k: v for k, v in form_for(ids).items() if not k.endswith("_2")}
+    r = client.post(url, data=data, headers=admin_headers, follow_redirects=False)
+    assert r.status_code == 303, r.text
+    history = client.get(
+        f"/api/v1/batches/{b.built.batch.id}/items/{item.id}/adjudication", headers=admin_headers
+    ).json()
+    assert history[0]["labels"]["helpfulness"] == [ids[1], ids[0]]
+    assert history[0]["labels"]["harmlessness"] == [ids[0], ids[1]]

@@ -45,7 +45,13 @@ def test_mark_items_gold_with_their_reference_labels(
     db.flush()
     url = f"/batches/{built.batch.id}/gold"
     page = parse(client.get(url, headers=admin_headers).text)
-    assert f"{a.id}, {b.id}" in page.text  # the candidates with a reference label
+    # The item table offers a and b (they have a reference label); c needs a key by hand.
+    boxes = {
+        int(box.attrs["value"]): box
+        for box in page.find_all("input", name="item_id", type="checkbox")
+    }
+    assert sorted(boxes) == [a.id, b.id, c.id]
+    assert [i for i, box in boxes.items() if "disabled" in box.attrs] == [c.id]
 
     # c has no reference label: refused, and a is not marked either.
     r = client.post(url, data={"item_ids": f"{a.id} {c.id}"}, headers=admin_headers)
@@ -209,3 +215,78 @@ def test_gold_answers_stay_out_of_agreement_disagreements_and_exports(
     assert figures["items"] == "0" and figures["gold"] == "2 · 0"
     severity = {n.attrs["data-severity"]: n.text for n in dashboard.find_all(data_severity=None)}
     assert severity == {"safe": "0", "minor": "0", "moderate": "0", "severe": "0"}
+
+
+def test_gold_table_shows_prompts_and_external_ids_and_filters_on_the_server(
+    client: TestClient, admin_headers: dict[str, str], db: Session
+) -> None:
+    built = build(
+        db, 3, prompts=["<b>Bold</b> request about knives", "A 100% harmless ask", "Weather?"]
+    )
+    a, b, c = built.items
+    a.external_id, b.external_id, c.external_id = "pku-0001", "pku-0002", "other-7"
+    for item in (a, b, c):
+        db.add(ReferenceLabel(item_id=item.id, origin="pku", payload=REFERENCE))
+    db.flush()
+    url = f"/batches/{built.batch.id}/gold"
+
+    def rows(query: str) -> dict[int, list[str]]:
+        r = client.get(url + query, headers=admin_headers)
+        assert r.status_code == 200, r.text
+        assert "<b>Bold</b>" not in r.text  # the prompt is text, never markup
+        table = parse(r.text).find_all("table", class_="batch-items")
+        if not table:
+            return {}
+        return {
+            int(tr.attrs["data-pick"]): tr.cells() for tr in table[0].find_all("tr", data_pick=None)
+        }
+
+    everything = rows("")
+    assert list(everything) == [a.id, b.id, c.id]
+    assert everything[a.id][1:4] == [f"#{a.id}", "pku-0001", "<b>Bold</b> request about knives"]
+    assert list(rows("?q=KNIVES")) == [a.id]  # any case
+    assert list(rows("?q=pku-")) == [a.id, b.id]  # the external id
+    assert list(rows("?q=100%25")) == [b.id]  # % is a character, not a wildcard
+    assert list(rows("?q=0%25")) == [b.id]
+    assert rows("?q=nothing-like-this") == {}
+    empty = client.get(url + "?q=nothing-like-this", headers=admin_headers).text
+    assert "No item of this batch has “nothing-like-this”" in empty
+
+    # Ticked rows are marked; the filter is kept.
+    r = client.post(
+        url,
+        data={"item_id": [str(a.id), str(b.id)], "q": "pku-"},
+        headers=admin_headers,
+        follow_redirects=False,
+    )
+    assert r.status_code == 303, r.text
+    assert "q=pku-" in r.headers["location"]
+    db.expire_all()
+    assert gold_flags(db, built.batch.id) == {a.id: True, b.id: True, c.id: False}
+    after = rows("")
+    assert after[a.id][0] == "gold" and after[c.id][0] == ""
+
+
+def test_marking_nothing_is_refused_with_a_plain_message(
+    client: TestClient, admin_headers: dict[str, str], db: Session
+) -> None:
+    built = build(db, 1)
+    r = client.post(f"/batches/{built.batch.id}/gold", data={}, headers=admin_headers)
+    assert r.status_code == 422
+    assert "Tick at least one item" in parse(r.text).one("p", class_="error").text
+
+
+def test_a_zero_gold_share_is_warned_about(
+    client: TestClient, admin_headers: dict[str, str], db: Session
+) -> None:
+    built = build(db, 1)
+    url = f"/batches/{built.batch.id}/gold"
+    built.batch.gold_rate = 0.0
+    db.flush()
+    warning = parse(client.get(url, headers=admin_headers).text).one("p", id="gold-share-warning")
+    assert "0%" in warning.text and "never" in warning.text
+    built.batch.gold_rate = 0.05
+    db.flush()
+    assert not parse(client.get(url, headers=admin_headers).text).find_all(
+        "p", id="gold-share-warning"
+    )
