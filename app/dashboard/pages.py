@@ -379,9 +379,10 @@ def _item_context(
     who = {v.annotation_id: pseudonym(secret, owners[v.annotation_id]) for v in view.annotations}
     usernames = {v.annotation_id: v.annotator for v in view.annotations}
     ids = [r.id for r in responses]
-    starting_point = "consensus"
+    # What the form starts from: "posted" (a refused form), an annotator's pseudonym,
+    # "adjudication" or "consensus".
+    starting_point = "posted"
     if values is None:
-        chosen = None
         if start_from is not None:
             chosen = next((v for v in view.annotations if v.annotation_id == start_from), None)
             if chosen is None:
@@ -393,8 +394,6 @@ def _item_context(
             starting_point = "adjudication" if current else "consensus"
             values = _label_values(current or disagreements.consensus_prefill(view.consensus), ids)
         note = view.adjudication.note if view.adjudication and not note else note
-    else:
-        starting_point = "posted"
     entry = disagreements.find(session, batch, item_id)
     errors = errors or {}
     return {
