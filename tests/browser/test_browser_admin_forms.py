@@ -112,7 +112,7 @@ def test_adjudication_with_the_annotation_page_keys_and_checks(
     d = disputed_batch(live_server)
     first, second = d.items
     a, b = d.ids[first]
-    page = open_page(js=True)
+    page = open_page(js=True, allow_status=(422,))
     login(page, "admin")
     page.goto(f"/batches/{d.batch_id}/disagreements/{first}")
     # The same two people, under the exports' pseudonyms, on each item.
@@ -122,6 +122,15 @@ def test_adjudication_with_the_annotation_page_keys_and_checks(
     # The form starts from the consensus: A safe (both said so); B and helpfulness are ties.
     assert page.is_checked(f"input[name=r{a}_safe][value=safe]")
     assert not page.is_checked(f"input[name=r{b}_safe][value=unsafe]")
+    # Sent past the script's checks, the server refuses it with every problem listed (a page
+    # state axe checks too), keeping what was entered.
+    with page.expect_navigation():
+        page.evaluate("() => document.getElementById('annotate-form').submit()")
+    assert page.locator("#error-summary li").all_inner_texts() == [
+        "Response B: Mark response B safe or unsafe.",
+        "More helpful: Choose A or B.",
+    ]
+    assert page.is_checked(f"input[name=r{a}_safe][value=safe]")
     # Enter checks like the annotation page does, every problem next to its field; no save.
     page.keyboard.press("Enter")
     assert page.text_content(f"#err-r{b}_safe") == "Mark response B safe or unsafe."
