@@ -38,6 +38,8 @@ from app.ops import metrics as ops_metrics
 from app.ops.observe import RequestObserver, configure_request_log
 from app.projects import pages as project_pages
 from app.projects import router as projects_router
+from app.qualification import pages as qualification_pages
+from app.qualification import router as qualification_router
 from app.queue.postgres import HotPool
 from app.web import api_docs, home
 from app.web.bodies import BodyLimits
@@ -93,6 +95,8 @@ def create_app() -> FastAPI:
     # Admin dashboard, overview, disagreements and gold items (issue 7).
     app.include_router(dashboard_router.router)
     app.include_router(dashboard_pages.router)
+    app.include_router(qualification_router.router)
+    app.include_router(qualification_pages.router)
     for module in (auth_pages, setup_pages, project_pages, import_pages, export_pages, home):
         app.include_router(module.router)
     app.include_router(api_docs.router)

@@ -51,6 +51,8 @@ HTTP = tuple(
         "exports.pages",
         "dashboard.router",
         "dashboard.pages",
+        "qualification.router",
+        "qualification.pages",
     )
 )
 
@@ -81,6 +83,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("imports", ("app.imports",)),
     ("exports", ("app.exports",)),
     ("dashboard", ("app.dashboard",)),
+    ("qualification", ("app.qualification",)),
     ("demo", ("app.demo",)),
     ("ops", ("app.ops",)),
     ("web", ("app.web",)),

@@ -50,6 +50,8 @@ from app.errors import Conflict, Invalid, NotFound
 from app.items.models import Item
 from app.projects.category_help import category_help
 from app.projects.guidelines import change_notice
+from app.qualification import flow
+from app.qualification import pages as qualification_pages
 from app.queue import front, views
 from app.web.bodies import reads_without_credentials
 
@@ -238,7 +240,9 @@ def _next(
 ) -> Response:
     """After a submit or skip: the next item (a fragment for htmx), or the batch-done page.
     After a skip, the next page offers to undo it (`skipped` in its URL without htmx)."""
-    lease = front.next_assignment(session, batch, user)
+    lease = flow.next_lease(session, batch, user)
+    if isinstance(lease, flow.Failed):
+        return _go(request, qualification_pages.status_url(batch.id))
     if not is_htmx(request) or lease is None:
         target = done_url(batch.id) if lease is None else assignment_url(lease.assignment.id)
         if skipped is not None:
@@ -250,6 +254,12 @@ def _next(
     response = _render_view(request, session, view, user, skipped=skipped)
     response.headers["HX-Push-Url"] = assignment_url(lease.assignment.id)
     return response
+
+
+def _go(request: Request, target: str) -> Response:
+    if is_htmx(request):
+        return Response(status_code=200, headers={"HX-Redirect": target})
+    return RedirectResponse(target, status_code=303)
 
 
 def _refused(
@@ -317,6 +327,9 @@ def submit_page(
         view = _own_view(session, assignment_id, user)
         return _refused(request, session, view, user, form, 422, errors=field_errors(exc, view))
     drafts.discard(session, request, assignment_id)
+    if view.assignment.is_qualification and not was_submitted:
+        # The training step: the answer beside the key before the next item.
+        return _go(request, qualification_pages.feedback_url(assignment_id))
     if was_submitted:
         said = "unchanged" if result.outcome == "unchanged" else "saved"
         target = f"{my_work_url(view.batch.id)}?{said}={assignment_id}#a{assignment_id}"

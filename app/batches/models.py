@@ -65,10 +65,28 @@ class Batch(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     # Archived (app/projects/archive.py): closed, hidden from annotators and default lists.
     archived_at: Mapped[datetime | None] = mapped_column(default=None)
+    # Qualification (app/qualification/): the accuracy a new member must reach on every asked
+    # dimension of the batch's qualification items; None when the batch asks for none.
+    qualification_threshold: Mapped[float | None] = mapped_column(default=None)
+
+
+class QualificationState(StrEnum):
+    """A member's standing on the batch's qualification. The queue serves regular items only
+    to members without one (the batch asked none when they joined) or who passed."""
+
+    PENDING = "pending"
+    PASSED = "passed"
+    FAILED = "failed"
 
 
 class BatchMember(Base):
     __tablename__ = "batch_members"
+    __table_args__ = (
+        CheckConstraint(
+            "qualification IN ({})".format(", ".join(f"'{s}'" for s in QualificationState)),
+            name="qualification_valid",
+        ),
+    )
 
     batch_id: Mapped[int] = mapped_column(
         ForeignKey("batches.id", ondelete="CASCADE"), primary_key=True
@@ -77,6 +95,27 @@ class BatchMember(Base):
         ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, index=True
     )
     added_at: Mapped[datetime] = mapped_column(default=utcnow)
+    qualification: Mapped[str | None] = mapped_column(String(16), default=None)
+    # Per dimension [matching answers, compared answers], set when the qualification is graded.
+    qualification_scores: Mapped[dict[str, Any] | None] = mapped_column(default=None)
+
+
+class QualificationItem(Base):
+    """A gold item of the batch that new members answer first, with feedback, to qualify."""
+
+    __tablename__ = "qualification_items"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["batch_id", "item_id"],
+            ["batch_items.batch_id", "batch_items.item_id"],
+            ondelete="CASCADE",
+        ),
+    )
+
+    batch_id: Mapped[int] = mapped_column(primary_key=True)
+    item_id: Mapped[int] = mapped_column(primary_key=True)
+    # The order members answer them in.
+    position: Mapped[int] = mapped_column(default=0)
 
 
 class BatchItem(Base):
@@ -133,6 +172,9 @@ class Assignment(Base):
     is_gold: Mapped[bool] = mapped_column(default=False)
     # Set by the server when it sends this annotator the item's model suggestion.
     suggestion_viewed: Mapped[bool] = mapped_column(default=False, server_default=false())
+    # A qualification answer (app/qualification/): a gold item answered to qualify; it is
+    # graded on its first revision and never counted anywhere else.
+    is_qualification: Mapped[bool] = mapped_column(default=False, server_default=false())
     skip_reason: Mapped[str | None] = mapped_column(Text, default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     submitted_at: Mapped[datetime | None] = mapped_column(default=None)

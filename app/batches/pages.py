@@ -28,6 +28,8 @@ from app.items.models import Item
 from app.projects.archive import archive_batch, batch_annotations, delete_batch, unarchive_batch
 from app.projects.models import Project
 from app.projects.service import get_project
+from app.qualification import flow
+from app.qualification import pages as qualification_pages
 from app.queue import front
 
 router = APIRouter(tags=["pages"], include_in_schema=False)
@@ -268,7 +270,9 @@ def remove_member_form(
 @allow("member-only")
 def next_page(batch_id: int, session: DbSession, user: CurrentUser) -> Response:
     """The "next item" button: resume my lease or claim one, then show it."""
-    lease = front.next_in_batch(session, batch_id, user)
+    lease = flow.next_in_batch(session, batch_id, user)
+    if isinstance(lease, flow.Failed):
+        return redirect(qualification_pages.status_url(batch_id))
     if lease is None:
         return redirect(done_url(batch_id))
     return redirect(assignment_url(lease.assignment.id))

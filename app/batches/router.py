@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import JSONResponse
 
 from app.auth.access import allow
 from app.auth.dependencies import AdminUser, CurrentUser
@@ -26,6 +27,7 @@ from app.core.json_body import JSONRulesRoute
 from app.db import DbSession, utcnow
 from app.errors import NotFound
 from app.projects.service import get_project
+from app.qualification import flow
 from app.queue import front
 from app.queue.results import LeaseView
 
@@ -186,13 +188,18 @@ def remove_member_by_name(
 @router.post(
     "/{batch_id}/next",
     response_model=NextOut,
-    responses={204: {"description": "nothing is left for the caller in this batch"}},
+    responses={
+        204: {"description": "nothing is left for the caller in this batch"},
+        403: {"description": "the caller failed the batch's qualification"},
+    },
 )
 @allow("member-only")
 async def next_assignment(batch_id: int, request: Request) -> Response:
     """The caller's next assignment: their unexpired lease if they hold one, otherwise a new
     claim; 204 when nothing is left for them. 409 when the batch is closed."""
-    lease = await front.next_for_request(request, batch_id)
+    lease = await flow.next_for_request(request, batch_id)
+    if isinstance(lease, flow.Failed):
+        return JSONResponse({"detail": lease.detail}, status_code=403)
     if lease is None:
         return Response(status_code=204)
     return Response(lease_out(lease).model_dump_json(), media_type="application/json")

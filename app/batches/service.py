@@ -11,7 +11,14 @@ from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
 from app.auth.models import User
-from app.batches.models import Assignment, AssignmentStatus, Batch, BatchItem, BatchMember
+from app.batches.models import (
+    Assignment,
+    AssignmentStatus,
+    Batch,
+    BatchItem,
+    BatchMember,
+    QualificationState,
+)
 from app.db import utcnow
 from app.errors import Conflict, Invalid, NotFound
 from app.items.models import Item
@@ -185,7 +192,16 @@ def add_member(session: Session, batch: Batch, user: User) -> None:
     if not user.is_active:
         raise Invalid(f"username: user {user.username!r} is deactivated")
     if session.get(BatchMember, (batch.id, user.id)) is None:
-        session.add(BatchMember(batch_id=batch.id, user_id=user.id))
+        # An annotator joining a batch that asks for a qualification takes it first
+        # (app/qualification/); admins are trusted with the guidelines they wrote.
+        asks = batch.qualification_threshold is not None and user.role == "annotator"
+        session.add(
+            BatchMember(
+                batch_id=batch.id,
+                user_id=user.id,
+                qualification=QualificationState.PENDING if asks else None,
+            )
+        )
         session.flush()
 
 
@@ -261,7 +277,8 @@ def annotator_counts(
                 Assignment.status == AssignmentStatus.LEASED, Assignment.leased_until >= now
             ),
         )
-        .where(Assignment.batch_id == batch_id)
+        # Qualification answers are the member's test, not their work.
+        .where(Assignment.batch_id == batch_id, Assignment.is_qualification.is_(False))
         .group_by(Assignment.annotator_id)
     )
     if user_id is not None:

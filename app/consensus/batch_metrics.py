@@ -297,12 +297,22 @@ def batch_metrics(
             .where(BatchItem.batch_id == batch.id, BatchItem.is_gold)
         ).all()
     )
+    # Qualification answers (app/qualification/) count nowhere: few, so dropped as they come.
+    qualifying = {
+        (annotator_id, item_id)
+        for annotator_id, item_id in session.execute(
+            select(Assignment.annotator_id, Assignment.item_id).where(
+                Assignment.batch_id == batch.id, Assignment.is_qualification.is_(True)
+            )
+        )
+    }
     fold = _Fold(project.taxonomy)
     people: dict[int, _Annotator] = {}
     with_annotations = complete = n_annotations = 0
     # Acyclic, short-lived objects by the million: see gc_paused.
     with gc_paused():
-        for positions, rows in prefetch(_pages(session, batch.id, page_size)):
+        for positions, page in prefetch(_pages(session, batch.id, page_size)):
+            rows = [r for r in page if (r[1], r[0]) not in qualifying] if qualifying else page
             n_annotations += len(rows)
             for item_id, group in groupby(rows, key=itemgetter(0)):
                 anns = list(group)

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from app.annotations.models import Annotation
 from app.auth.models import User
-from app.batches.models import Batch, BatchItem
+from app.batches.models import Assignment, Batch, BatchItem
 from app.db import utcnow
 from app.errors import Invalid, NotFound
 from app.items.models import GoldLabel, Item, ReferenceLabel, Response
@@ -124,7 +124,12 @@ def gold_scores(session: Session, batch_id: int) -> dict[int, GoldScore]:
             (BatchItem.batch_id == Annotation.batch_id) & (BatchItem.item_id == Annotation.item_id),
         )
         .join(GoldLabel, GoldLabel.item_id == Annotation.item_id)
-        .where(Annotation.batch_id == batch_id, BatchItem.is_gold.is_(True))
+        .join(Assignment, Assignment.id == Annotation.assignment_id)
+        .where(
+            Annotation.batch_id == batch_id,
+            BatchItem.is_gold.is_(True),
+            Assignment.is_qualification.is_(False),  # qualification answers count nowhere
+        )
         .order_by(Annotation.id)
     ).all()
     item_ids = {item_id for _, item_id, _, _ in rows}

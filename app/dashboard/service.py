@@ -110,7 +110,21 @@ def progress(session: Session, batch: Batch, now: datetime | None = None) -> Pro
         skips=int(skips),
         live_leases=int(leases),
         gold_items=int(gold_items),
-        gold_answers=int(gold_answers),
+        gold_answers=int(gold_answers) - _qualification_answers(session, batch.id),
+    )
+
+
+def _qualification_answers(session: Session, batch_id: int) -> int:
+    """Submitted qualification answers: counted on their gold items, shown nowhere."""
+    return int(
+        session.scalar(
+            select(func.count()).where(
+                Assignment.batch_id == batch_id,
+                Assignment.is_qualification.is_(True),
+                Assignment.status == AssignmentStatus.SUBMITTED,
+            )
+        )
+        or 0
     )
 
 

@@ -371,7 +371,12 @@ def _annotation_pages(
                 Assignment.submitted_at,
             )
             .join(Assignment, Assignment.id == Annotation.assignment_id)
-            .where(Annotation.batch_id.in_(batch_ids), Annotation.id > after)
+            .where(
+                Annotation.batch_id.in_(batch_ids),
+                Annotation.id > after,
+                # Qualification answers are a member's test, never data.
+                Assignment.is_qualification.is_(False),
+            )
             .order_by(Annotation.id)
             .limit(page_size)
         ).all()

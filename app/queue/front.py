@@ -25,7 +25,7 @@ from app.auth.dependencies import authenticated, required_credentials
 from app.auth.models import User
 from app.batches.models import Assignment, Batch, BatchMember
 from app.db import get_session, run_in_session, utcnow
-from app.queue import messages, orm, postgres
+from app.queue import messages, orm, postgres, qualification
 from app.queue.order import claim_draws
 from app.queue.results import (
     Lease,
@@ -224,3 +224,25 @@ def remove_member(session: Session, batch: Batch, user: User) -> None:
 def sweep_expired(session: Session, batch_id: int, now: datetime) -> int:
     """Reclaims up to a sweep's worth of expired leases of the batch now; how many."""
     return orm.sweep_expired(session, batch_id, now)
+
+
+# ---------------------------------------------------------------- qualification
+
+
+def lock_member(session: Session, batch_id: int, user_id: int) -> BatchMember | None:
+    """The caller's membership, locked (first in the lock order) and read afresh; None for a
+    non-member."""
+    return qualification.lock_member(session, batch_id, user_id)
+
+
+def qualification_lease(
+    session: Session, batch: Batch, user: User, item_ids: list[int], now: datetime | None = None
+) -> Lease | None:
+    """The member's lease on their next qualification item (app/queue/qualification.py); None
+    once they answered every one of `item_ids`. Call with the membership locked."""
+    return qualification.lease(session, batch, user.id, item_ids, now or utcnow())
+
+
+def forget_qualification(session: Session, batch_id: int, user_id: int) -> int:
+    """Deletes a member's qualification answers so that they can qualify again."""
+    return qualification.forget(session, batch_id, user_id)

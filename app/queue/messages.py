@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from app.errors import Conflict, DomainError, NotFound, Unauthorized
+from app.errors import Conflict, DomainError, Forbidden, NotFound, Unauthorized
 
 
 class Refusal(StrEnum):
@@ -20,6 +20,7 @@ class Refusal(StrEnum):
     NOT_MEMBER = "not_member"
     NOT_MEMBER_ADMIN = "not_member_admin"  # not a member, and an admin: told how to join
     CLOSED = "closed"
+    QUALIFICATION = "qualification"  # the member is to qualify first (or failed to)
     NOT_FOUND = "not_found"  # no such assignment of the caller's (or they left the batch)
     SKIPPED = "skipped"
     GONE = "gone"  # the lease expired and the item has since gone to others
@@ -35,6 +36,25 @@ def no_batch(batch_id: int) -> NotFound:
 
 def not_member_admin(batch_id: int) -> NotFound:
     return NotFound(f"batch {batch_id}: you are not a member of it; add yourself to annotate")
+
+
+class QualificationRequired(Forbidden):
+    """The member must pass the batch's qualification first, or failed it. The qualification
+    flow (app/qualification/flow.py) catches this and serves qualification items instead."""
+
+    def __init__(self, batch_id: int) -> None:
+        super().__init__(f"batch {batch_id}: complete its qualification before annotating")
+        self.batch_id = batch_id
+
+
+def qualification_required(batch_id: int) -> QualificationRequired:
+    return QualificationRequired(batch_id)
+
+
+def qualification_not_skippable(assignment_id: int) -> Conflict:
+    return Conflict(
+        f"assignment {assignment_id} is a qualification item: answer it (it cannot be skipped)"
+    )
 
 
 def closed(batch_id: int) -> Conflict:
@@ -85,6 +105,8 @@ def next_refused(code: str, batch_id: int, *, admin_hint: bool) -> DomainError:
             return unauthenticated()
         case Refusal.CLOSED:
             return closed(batch_id)
+        case Refusal.QUALIFICATION:
+            return qualification_required(batch_id)
         case Refusal.NOT_MEMBER_ADMIN if admin_hint:
             return not_member_admin(batch_id)
         case _:

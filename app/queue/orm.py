@@ -34,7 +34,14 @@ from app.annotations.models import Annotation, AnnotationRevision
 from app.annotations.schemas import AnnotationIn
 from app.annotations.validation import validate_annotation
 from app.auth.models import User
-from app.batches.models import Assignment, AssignmentStatus, Batch, BatchItem, BatchMember
+from app.batches.models import (
+    Assignment,
+    AssignmentStatus,
+    Batch,
+    BatchItem,
+    BatchMember,
+    QualificationState,
+)
 from app.core.json_text import require_storable
 from app.db import UTCDateTime
 from app.items.models import Response
@@ -56,6 +63,8 @@ SKIPPED = AssignmentStatus.SKIPPED
 EXPIRED = AssignmentStatus.EXPIRED
 
 _rng = random.SystemRandom()  # display orders
+# Members in these qualification states are served by the qualification flow, not the queue.
+QUALIFICATION_FLOW = (QualificationState.PENDING, QualificationState.FAILED)
 
 
 def lock_membership(session: Session, batch_id: int, user_id: int) -> bool:
@@ -69,13 +78,16 @@ def next_lease(
     session: Session, batch: Batch, user: User, now: datetime, *, admin_hint: bool
 ) -> Lease | None:
     """The caller's next assignment in `batch` (app/queue/front.py `next_assignment`)."""
-    if not lock_membership(session, batch.id, user.id):
+    member = session.execute(_membership(), {"batch_id": batch.id, "user_id": user.id}).first()
+    if member is None:
         refusal = (
             messages.Refusal.NOT_MEMBER_ADMIN if user.is_admin else messages.Refusal.NOT_MEMBER
         )
         raise messages.next_refused(refusal, batch.id, admin_hint=admin_hint)
     if not batch.is_open:
         raise messages.closed(batch.id)
+    if member.qualification in QUALIFICATION_FLOW:
+        raise messages.qualification_required(batch.id)
     # A statement of its own, after the lock: under READ COMMITTED its snapshot then sees
     # whatever my previous, concurrent request committed while this one waited.
     current = session.scalar(_my_lease(), {"batch_id": batch.id, "user_id": user.id})
@@ -401,6 +413,8 @@ def skip(session: Session, assignment_id: int, user: User, reason: str | None) -
         return SkipResult(assignment, changed=False)
     if assignment.status == SUBMITTED:
         raise messages.already_submitted(assignment.id)
+    if assignment.is_qualification:
+        raise messages.qualification_not_skippable(assignment.id)
     note = require_storable("reason", (reason or "").strip()) or None
     if _move(session, assignment, LEASED, SKIPPED, skip_reason=note):
         _count(session, assignment, taken=-1)
@@ -440,9 +454,9 @@ def unskip(session: Session, assignment_id: int, user: User, now: datetime) -> A
 
 
 @cache
-def _membership() -> Select[int]:
+def _membership() -> Select[int, str | None]:
     return (
-        select(BatchMember.user_id)
+        select(BatchMember.user_id, BatchMember.qualification)
         .where(
             BatchMember.batch_id == bindparam("batch_id"),
             BatchMember.user_id == bindparam("user_id"),

@@ -1,7 +1,7 @@
 -- The caller's next assignment (app/queue/sqlite.py `next_lease` on SQLite): outcome 'ok'
 -- with the lease and its item (responses in display order), or one of the codes of
 -- app/queue/messages.py: 'empty', 'closed', 'no_batch', 'not_member', 'not_member_admin',
--- 'unauthenticated'. Locks in the queue's order (app/queue/__init__.py).
+-- 'qualification', 'unauthenticated'. Locks in the queue's order (app/queue/__init__.py).
 CREATE OR REPLACE FUNCTION safepref_next(
     p_batch int, p_user int, p_now timestamptz, p_gold_draw float8, p_sweep bool
 ) RETURNS TABLE (
@@ -19,6 +19,7 @@ DECLARE
     v_item int;
     v_gold_item int;
     v_gold bool := false;
+    v_qualification text;
 BEGIN
     IF p_user IS NULL THEN
         outcome := 'unauthenticated';
@@ -34,7 +35,7 @@ BEGIN
         RETURN;
     END IF;
     -- The caller's membership row is their lock: one queue operation per person at a time.
-    PERFORM 1 FROM batch_members m
+    SELECT m.qualification INTO v_qualification FROM batch_members m
       WHERE m.batch_id = p_batch AND m.user_id = p_user FOR NO KEY UPDATE;
     IF NOT FOUND THEN
         outcome := CASE WHEN EXISTS (SELECT 1 FROM users u WHERE u.id = p_user AND u.role = 'admin')
@@ -44,6 +45,12 @@ BEGIN
     END IF;
     IF NOT v_open THEN
         outcome := 'closed';
+        RETURN NEXT;
+        RETURN;
+    END IF;
+    -- A member still to qualify, or who failed, is served by the qualification flow instead.
+    IF v_qualification IN ('pending', 'failed') THEN
+        outcome := 'qualification';
         RETURN NEXT;
         RETURN;
     END IF;

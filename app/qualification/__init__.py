@@ -1,0 +1,1 @@
+"""Qualification: gold items a new member of a batch answers, with feedback, before working."""
