@@ -176,6 +176,22 @@ def write_apart(session: Session, statement: Executable) -> None:
         writer.execute(statement)
 
 
+@contextmanager
+def writing(session: Session) -> Iterator[Session]:
+    """A session that may write, for a read request whose visit must create something (a
+    crowd participant's account): `session` itself when it may write, else a write
+    transaction of its own, committed on leaving the block. Read nothing through `session`
+    afterwards that this block wrote: on SQLite its snapshot predates the write."""
+    if not session.info.get(READ_ONLY):
+        yield session
+        return
+    bind = session.get_bind()
+    assert isinstance(bind, Engine)
+    writer = Session(bind.execution_options(**{READ_ONLY: False}), expire_on_commit=False)
+    with writer, writer.begin():
+        yield writer
+
+
 def _transaction(maker: sessionmaker[Session]) -> Iterator[Session]:
     session = maker()
     try:
