@@ -140,6 +140,7 @@ def join(session: Session, plain: str, username: str, password: str) -> User:
     if claimed.rowcount != 1:  # type: ignore[attr-defined]
         session.refresh(invite)
         raise InviteGone(GONE[state(invite, now) if state(invite, now) != "active" else "used up"])
+    session.expire(invite)  # its use count changed under it
     user = create_user(session, username, password, "annotator")
     batch = session.get(Batch, invite.batch_id)
     assert batch is not None  # the invite's foreign key cascades
