@@ -17,6 +17,7 @@ from app.auth.access import allow
 from app.auth.dependencies import AdminUser, CurrentUser
 from app.auth.sessions import set_session_cookie
 from app.batches.models import Batch
+from app.batches.pages import done_url
 from app.batches.service import get_batch
 from app.config import get_settings
 from app.core.proxies import client_address
@@ -128,6 +129,8 @@ def start_page(request: Request, slug: str, session: DbSession, user: CurrentUse
     row = service.participation(session, batch.id, user.id)
     if row is None or row.consented_at is None:
         return _redirect(service.entry_url(entry) + "/consent")
+    if not batch.is_open:
+        return _redirect(done_url(batch.id))  # nothing left: the completion code
     project = session.get_one(Project, batch.project_id)
     ctx = {"batch": batch, "guidelines": render_markdown(project.guidelines)}
     return render(request, "enter_start.html", ctx)

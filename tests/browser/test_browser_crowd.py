@@ -159,63 +159,64 @@ def _all_at_once(n: int, work: Any) -> list[Any]:
     return results
 
 
+def _same_id_race(live_server: Any, batch_id: int, entry_url: str) -> None:
+    pid = "W" + uuid.uuid4().hex[:12].upper()
+    clients = [httpx.Client(base_url=live_server.url, timeout=60) for _ in range(20)]
+    try:
+        results = _all_at_once(20, lambda i: clients[i].get(entry_url, params={"workerId": pid}))
+    finally:
+        for c in clients:
+            c.close()
+    statuses = [r.status_code if isinstance(r, httpx.Response) else repr(r) for r in results]
+    assert statuses == [303] * 20, [*statuses, live_server.log_tail()]
+    with live_server.session() as s:
+        users = s.scalars(select(User.id).where(User.username == f"crowd-{pid}")).all()
+        bound = s.scalars(select(Participant.user_id).where(Participant.external_id == pid)).all()
+        member = s.get(BatchMember, (batch_id, users[0]))
+    assert len(users) == 1 and bound == users and member is not None
+    # Every visitor was logged in as that one account.
+    assert {r.cookies.get("safepref_session") is not None for r in results} == {True}
+
+
 def test_twenty_simultaneous_first_visits_of_one_id_make_one_account(live_server: Any) -> None:
     batch_id = _batch(live_server)
     body = {"entry": {"param": "workerId", "completion_code": "RACE"}}
-    entry_url = live_server.api("PATCH", f"/api/v1/batches/{batch_id}", json=body).json()[
-        "entry_url"
-    ]
+    patched = live_server.api("PATCH", f"/api/v1/batches/{batch_id}", json=body)
     for _round in range(2):
-        pid = "W" + uuid.uuid4().hex[:12].upper()
-        clients = [httpx.Client(base_url=live_server.url, timeout=60) for _ in range(20)]
-        try:
-            results = _all_at_once(
-                20, lambda i: clients[i].get(entry_url, params={"workerId": pid})
-            )
-        finally:
-            for c in clients:
-                c.close()
-        statuses = [r.status_code if isinstance(r, httpx.Response) else repr(r) for r in results]
-        assert statuses == [303] * 20, statuses + [live_server.log_tail()]
-        with live_server.session() as s:
-            users = s.scalars(select(User.id).where(User.username == f"crowd-{pid}")).all()
-            bound = s.scalars(
-                select(Participant.user_id).where(Participant.external_id == pid)
-            ).all()
-            member = s.get(BatchMember, (batch_id, users[0]))
-        assert len(users) == 1 and bound == users and member is not None
-        # Every visitor was logged in as that one account.
-        cookies = {r.cookies.get("safepref_session") is not None for r in results}
-        assert cookies == {True}
+        _same_id_race(live_server, batch_id, patched.json()["entry_url"])
+
+
+def _last_use_race(live_server: Any, batch_id: int) -> None:
+    invite = _invite(live_server, batch_id, max_uses=1)
+    names = [f"racer-{uuid.uuid4().hex[:6]}" for _ in range(2)]
+    clients = [httpx.Client(base_url=live_server.url, timeout=60) for _ in range(2)]
+
+    def sign_up(i: int) -> httpx.Response:
+        data = {
+            "csrf_token": tokens[i],
+            "username": names[i],
+            "password": "race-password-1",
+            "password_confirm": "race-password-1",
+        }
+        return clients[i].post(invite["url"], data=data)
+
+    try:
+        tokens = [csrf_from(c.get(invite["url"]).text) for c in clients]
+        results = _all_at_once(2, sign_up)
+    finally:
+        for c in clients:
+            c.close()
+    statuses = sorted(r.status_code if isinstance(r, httpx.Response) else 0 for r in results)
+    assert statuses == [303, 410], [*statuses, live_server.log_tail()]
+    loser = next(r for r in results if r.status_code == 410)
+    assert re.search("already been used", loser.text)
+    with live_server.session() as s:
+        created = s.scalars(select(User.username).where(User.username.in_(names))).all()
+        uses = s.scalar(select(Invite.uses).where(Invite.id == invite["id"]))
+    assert len(created) == 1 and uses == 1
 
 
 def test_two_people_racing_for_the_last_use_of_an_invite(live_server: Any) -> None:
     batch_id = _batch(live_server)
     for _round in range(3):
-        invite = _invite(live_server, batch_id, max_uses=1)
-        names = [f"racer-{uuid.uuid4().hex[:6]}" for _ in range(2)]
-        clients = [httpx.Client(base_url=live_server.url, timeout=60) for _ in range(2)]
-        try:
-            tokens = [csrf_from(c.get(invite["url"]).text) for c in clients]
-
-            def sign_up(i: int) -> httpx.Response:
-                data = {
-                    "csrf_token": tokens[i],
-                    "username": names[i],
-                    "password": "race-password-1",
-                    "password_confirm": "race-password-1",
-                }
-                return clients[i].post(invite["url"], data=data)
-
-            results = _all_at_once(2, sign_up)
-        finally:
-            for c in clients:
-                c.close()
-        statuses = sorted(r.status_code if isinstance(r, httpx.Response) else 0 for r in results)
-        assert statuses == [303, 410], statuses
-        loser = next(r for r in results if r.status_code == 410)
-        assert re.search("already been used", loser.text)
-        with live_server.session() as s:
-            created = s.scalars(select(User.username).where(User.username.in_(names))).all()
-            uses = s.scalar(select(Invite.uses).where(Invite.id == invite["id"]))
-        assert len(created) == 1 and uses == 1
+        _last_use_race(live_server, batch_id)

@@ -214,6 +214,10 @@ def test_a_participant_goes_through_consent_and_guidelines_to_the_completion_cod
         == 1
     )
     assert client.get(done_url).text.count("C0DE-42") >= 1
+    # After the batch closes, a returning participant is sent to the completion code.
+    client.post(f"/api/v1/batches/{batch_id}/close", headers=admin_headers)
+    closed = client.get(url + "/start", follow_redirects=False)
+    assert closed.headers["location"] == f"/batches/{batch_id}/done"
 
 
 def test_no_consent_text_means_membership_at_once_and_no_code_for_others(
