@@ -50,9 +50,10 @@ def enter(request: Request, slug: str, session: DbSession) -> Response:
     if entry is None:
         return _refused(request, GONE, 404)
     raw_id = request.query_params.get(entry.param)
+    base, batch_id = service.entry_url(entry), entry.batch_id
     try:
         with writing(session) as writer:
-            writable = writer.get(BatchEntry, entry.batch_id)
+            writable = writer.get(BatchEntry, batch_id)
             if writable is None:
                 return _refused(request, GONE, 404)
             entered = service.enter(
@@ -61,7 +62,6 @@ def enter(request: Request, slug: str, session: DbSession) -> Response:
             user = entered.user
     except DomainError as exc:
         return _refused(request, exc.detail, exc.status_code)
-    base = service.entry_url(entry)
     response = _redirect(base + ("/start" if entered.consented else "/consent"))
     set_session_cookie(response, user)
     response.headers["Referrer-Policy"] = "no-referrer"
