@@ -84,8 +84,9 @@ def test_invite_sign_up_without_javascript(open_page: Any, live_server: Any) -> 
     assert [(i["uses"], i["state"]) for i in listed] == [(1, "used up")]
 
 
+@pytest.mark.parametrize("js", [False, True], ids=["no-js", "js"])
 def test_crowd_entry_through_consent_to_the_completion_code(
-    open_page: Any, live_server: Any
+    open_page: Any, live_server: Any, js: bool
 ) -> None:
     batch_id = _batch(live_server)
     entry = {
@@ -99,11 +100,11 @@ def test_crowd_entry_through_consent_to_the_completion_code(
     entry_url = patched.json()["entry_url"]
     pid = uuid.uuid4().hex[:24]
 
-    page = open_page(js=False, allow_status=(422,))
+    page = open_page(js=js, allow_status=(422,))
     page.goto(f"{entry_url}?PROLIFIC_PID={pid}")
     assert page.url.endswith(entry_url + "/consent")
     assert page.inner_text("#consent-text strong") == "without your name"
-    screenshot(page, "crowd-consent", live_server.backend)
+    screenshot(page, f"crowd-consent-{'js' if js else 'no-js'}", live_server.backend)
     page.check("input[name=agree]")
     with page.expect_navigation():
         page.click("#consent-accept")
@@ -123,10 +124,10 @@ def test_crowd_entry_through_consent_to_the_completion_code(
     assert f"/batches/{batch_id}/done" in page.url
     assert page.inner_text("#completion-code") == entry["completion_code"]
     assert page.get_attribute("#completion-link", "href") == entry["redirect_url"]
-    screenshot(page, "crowd-completion", live_server.backend)
+    screenshot(page, f"crowd-completion-{'js' if js else 'no-js'}", live_server.backend)
 
     # Coming back with the same id resumes the same account and shows the code again.
-    again = open_page(js=False)
+    again = open_page(js=js)
     again.goto(f"{entry_url}?PROLIFIC_PID={pid}")
     assert again.url.endswith(entry_url + "/start")
     with again.expect_navigation():
