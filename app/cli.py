@@ -113,6 +113,31 @@ def _create_user(args: argparse.Namespace) -> int:
     return 0
 
 
+def _create_users(args: argparse.Namespace) -> int:
+    import csv
+
+    from app.auth.bulk import create_accounts
+
+    path = Path(args.file)
+    if not path.is_file():
+        return _fail(f"{path}: no such file")
+    with get_sessionmaker().begin() as session:
+        created = create_accounts(session, path.read_bytes())
+    # Generated passwords are printed this once (CSV on stdout, to hand over); the file's own
+    # passwords are not repeated.
+    out = csv.writer(sys.stdout, lineterminator="\n")
+    out.writerow(["username", "role", "password"])
+    for row in created:
+        out.writerow([row.username, row.role, row.password if row.generated else ""])
+    generated = sum(row.generated for row in created)
+    print(
+        f"created {len(created)} accounts; {generated} generated passwords are shown above "
+        "only, never again",
+        file=sys.stderr,
+    )
+    return 0
+
+
 def _create_token(args: argparse.Namespace) -> int:
     from app.auth.service import create_token, get_user
 
@@ -234,6 +259,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--role", choices=["admin", "annotator"], required=True)
     p.add_argument("--password", help="default: read from standard input")
     p.set_defaults(handler=_create_user)
+
+    p = sub.add_parser(
+        "create-users",
+        help="create accounts from a CSV file (header username,role[,password]); all or none",
+    )
+    p.add_argument("file")
+    p.set_defaults(handler=_create_users)
 
     p = sub.add_parser("create-token", help="create an API token and print it (shown once)")
     p.add_argument("username")

@@ -66,6 +66,11 @@ class Settings(BaseSettings):
     login_address_max_failures: int = Field(default=100, ge=1)
     login_window_seconds: int = Field(default=15 * 60, ge=1)
 
+    # Crowd entry links (app/crowd/service.py): at most this many new participant accounts
+    # per client address within the window; returning participants are never limited.
+    entry_max_accounts_per_address: int = Field(default=50, ge=1)
+    entry_window_seconds: int = Field(default=3600, ge=1)
+
     # Where pg_dump and pg_restore are (`safepref backup` / `restore`); default: the PATH,
     # then /usr/lib/postgresql/N/bin.
     pg_bin_dir: str | None = None

@@ -176,6 +176,25 @@ def write_apart(session: Session, statement: Executable) -> None:
         writer.execute(statement)
 
 
+@contextmanager
+def writing(session: Session) -> Iterator[Session]:
+    """A session that may write, for a read request whose visit must create something (a
+    crowd participant's account): `session` itself when it may write, else a write
+    transaction of its own, committed on leaving the block (objects read through `session`
+    before the block are then expired: read again through the writer)."""
+    if not session.info.get(READ_ONLY):
+        yield session
+        return
+    bind = session.get_bind()
+    assert isinstance(bind, Engine)
+    # The read transaction ends first, giving its connection back: a request never holds two
+    # pooled connections (with every request in the gate doing so, the pool would run dry).
+    session.rollback()
+    writer = Session(bind.execution_options(**{READ_ONLY: False}), expire_on_commit=False)
+    with writer, writer.begin():
+        yield writer
+
+
 def _transaction(maker: sessionmaker[Session]) -> Iterator[Session]:
     session = maker()
     try:

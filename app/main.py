@@ -24,6 +24,7 @@ from app.config import get_settings
 from app.consensus import router as consensus_router
 from app.core.csrf import CSRFMiddleware
 from app.core.proxies import install_trusted_proxies
+from app.crowd import pages as crowd_pages
 from app.dashboard import pages as dashboard_pages
 from app.dashboard import router as dashboard_router
 from app.db import get_engine
@@ -31,6 +32,8 @@ from app.exports import pages as export_pages
 from app.exports import router as exports_router
 from app.imports import pages as import_pages
 from app.imports import router as imports_router
+from app.invites import pages as invite_pages
+from app.invites import router as invites_router
 from app.items import router as items_router
 from app.migrate import resource_path
 from app.ops import health as ops_health
@@ -89,6 +92,7 @@ def create_app() -> FastAPI:
     app.include_router(consensus_router.router)
     app.include_router(exports_router.router)
     app.include_router(auth_router.router)
+    app.include_router(invites_router.router)
     # The full annotation page; included first, so it serves /assignments/{id} (issue 5).
     app.include_router(annotation_pages.router)
     app.include_router(batch_pages.router)
@@ -99,6 +103,9 @@ def create_app() -> FastAPI:
     app.include_router(qualification_pages.router)
     for module in (auth_pages, setup_pages, project_pages, import_pages, export_pages, home):
         app.include_router(module.router)
+    # Invitation links and crowd entry (issue 14).
+    app.include_router(invite_pages.router)
+    app.include_router(crowd_pages.router)
     app.include_router(api_docs.router)
     app.include_router(ops_health.router)
 

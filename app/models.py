@@ -3,8 +3,10 @@
 from app.annotations.models import Adjudication, Annotation, AnnotationRevision, Draft
 from app.auth.models import ApiToken, LoginFailure, SetupToken, User
 from app.batches.models import Assignment, Batch, BatchItem, BatchMember
+from app.crowd.models import BatchEntry, BatchParticipant, Participant
 from app.db import Base
 from app.exports.keys import InstanceKey
+from app.invites.models import Invite
 from app.items.models import GoldLabel, Item, ReferenceLabel, Response
 from app.projects.models import GuidelineVersion, Project
 
@@ -16,14 +18,18 @@ __all__ = [
     "Assignment",
     "Base",
     "Batch",
+    "BatchEntry",
     "BatchItem",
     "BatchMember",
+    "BatchParticipant",
     "Draft",
     "GoldLabel",
     "GuidelineVersion",
     "InstanceKey",
+    "Invite",
     "Item",
     "LoginFailure",
+    "Participant",
     "Project",
     "ReferenceLabel",
     "Response",

@@ -23,7 +23,7 @@ PACKAGE = "app"
 # The ORM tables of every domain form one layer: they describe the schema, import nothing but
 # the foundation, and any service may read any table (app/models.py gathers them).
 TABLES = tuple(
-    f"app.{domain}.models" for domain in ("auth", "projects", "items", "batches", "annotations")
+    f"app.{domain}.models" for domain in ("auth", "projects", "items", "batches", "annotations", "invites", "crowd")
 )
 # The HTTP adapters (JSON routers, HTML pages and the annotation page's form presenters) of
 # every domain sit above all services:
@@ -53,6 +53,9 @@ HTTP = tuple(
         "dashboard.pages",
         "qualification.router",
         "qualification.pages",
+        "invites.router",
+        "invites.pages",
+        "crowd.pages",
     )
 )
 
@@ -79,6 +82,8 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("batches", ("app.batches",)),
     ("annotations", ("app.annotations",)),
     ("queue", ("app.queue",)),
+    ("invites", ("app.invites",)),
+    ("crowd", ("app.crowd",)),
     ("consensus", ("app.consensus",)),
     ("imports", ("app.imports",)),
     ("exports", ("app.exports",)),

@@ -9,11 +9,11 @@ from __future__ import annotations
 import secrets
 from typing import Annotated
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.responses import RedirectResponse, Response
 from sqlalchemy import select
 
-from app.auth import service, throttle
+from app.auth import bulk, service, throttle
 from app.auth.access import allow
 from app.auth.dependencies import AdminUser, CurrentUser, OptionalUser
 from app.auth.models import ROLES, User
@@ -176,6 +176,29 @@ def _users_list(
 ) -> Response:
     ctx = {"users": service.list_users(session), "roles": ROLES, "error": error, "form": form}
     return render(request, "users.html", ctx, status_code=status_code)
+
+
+MAX_ACCOUNTS_FILE = 1024 * 1024
+
+
+@router.post("/users/import")
+@allow("admin")
+def create_users_from_file(
+    request: Request, session: DbSession, _admin: AdminUser, file: Annotated[UploadFile, File()]
+) -> Response:
+    """Accounts from a CSV file, all or none; generated passwords are shown on this page
+    only (never stored in clear)."""
+    data = file.file.read(MAX_ACCOUNTS_FILE + 1)
+    try:
+        if len(data) > MAX_ACCOUNTS_FILE:
+            raise Invalid("file: at most 1 MiB of CSV")
+        created = bulk.create_accounts(session, data)
+    except DomainError as exc:
+        session.rollback()
+        return _users_list(request, session, exc.detail, status_code=exc.status_code)
+    response = render(request, "users_created.html", {"created": created}, status_code=201)
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 @router.post("/users")

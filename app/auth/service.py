@@ -6,6 +6,7 @@ import re
 from datetime import timedelta
 
 from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.auth.models import ROLES, ApiToken, User
@@ -40,9 +41,21 @@ def create_user(session: Session, username: str, password: str, role: str) -> Us
     if session.scalar(select(User.id).where(User.username == username)) is not None:
         raise Conflict(f"user {username!r} already exists")
     user = User(username=username, role=role, password_hash=hash_password(password))
-    session.add(user)
-    session.flush()
+    add_users(session, [user])
     return user
+
+
+def add_users(session: Session, users: list[User]) -> None:
+    """Inserts new accounts in a savepoint: when another request took one of the usernames
+    since it was checked (its insert waits for ours on the unique index), the answer is a
+    409 and the request's transaction stays usable."""
+    try:
+        with session.begin_nested():
+            session.add_all(users)
+            session.flush()
+    except IntegrityError:
+        names = ", ".join(repr(u.username) for u in users[:3])
+        raise Conflict(f"username: taken meanwhile by another request ({names})") from None
 
 
 def get_user(session: Session, username: str) -> User:

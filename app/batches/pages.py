@@ -21,6 +21,7 @@ from app.auth.service import get_user
 from app.batches import service
 from app.batches.models import Assignment
 from app.core.templating import render
+from app.crowd.service import completion_for
 from app.db import DbSession, utcnow
 from app.errors import DomainError, Invalid
 from app.exports.formats import EXPORT_FORM
@@ -298,6 +299,8 @@ def batch_done_page(
         "mine": service.annotator_counts(session, batch.id, user_id=user.id).get(
             user.id, service.Counts()
         ),
+        # A crowd participant's completion code (app/crowd/service.py), else None.
+        "completion": completion_for(session, batch.id, user.id),
     }
     return render(request, "batch_done.html", ctx)
 

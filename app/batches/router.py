@@ -17,6 +17,7 @@ from app.batches.schemas import (
     BatchOut,
     BatchProgressOut,
     BatchUpdate,
+    EntryOut,
     MemberIn,
     MemberOut,
     MyProgressOut,
@@ -24,6 +25,8 @@ from app.batches.schemas import (
     assigned_item,
 )
 from app.core.json_body import JSONRulesRoute
+from app.crowd import service as crowd
+from app.crowd.models import BatchEntry
 from app.db import DbSession, utcnow
 from app.errors import NotFound
 from app.projects.service import get_project
@@ -34,9 +37,11 @@ from app.queue.results import LeaseView
 router = APIRouter(prefix="/api/v1/batches", tags=["batches"], route_class=JSONRulesRoute)
 
 
-def batch_out(summary: service.BatchSummary) -> BatchOut:
+def batch_out(summary: service.BatchSummary, entry: BatchEntry | None = None) -> BatchOut:
     b = summary.batch
     return BatchOut(
+        entry=None if entry is None else EntryOut.model_validate(entry, from_attributes=True),
+        entry_url=None if entry is None else crowd.entry_url(entry),
         id=b.id,
         project_id=b.project_id,
         name=b.name,
@@ -51,9 +56,11 @@ def batch_out(summary: service.BatchSummary) -> BatchOut:
     )
 
 
-def _summary(session: DbSession, batch: Batch) -> BatchOut:
+def _summary(session: DbSession, batch: Batch, *, for_admin: bool = True) -> BatchOut:
     progress = service.batch_progress(session, batch)
-    return batch_out(service.BatchSummary(batch, progress.items, progress.submitted))
+    summary = service.BatchSummary(batch, progress.items, progress.submitted)
+    # The entry settings hold the completion code: never shown to an annotator.
+    return batch_out(summary, crowd.get_entry(session, batch.id) if for_admin else None)
 
 
 @router.post("", status_code=201, response_model=BatchOut)
@@ -93,13 +100,16 @@ def list_batches(
     found = service.list_batches(
         session, user, project_id=project_id, open_only=open_only, include_archived=include_archived
     )
-    return [batch_out(s) for s in found]
+    ids = [s.batch.id for s in found] if user.is_admin else []
+    entries = crowd.entries_of(session, ids)
+    return [batch_out(s, entries.get(s.batch.id)) for s in found]
 
 
 @router.get("/{batch_id}", response_model=BatchOut)
 @allow("member")
 def get_batch(batch_id: int, session: DbSession, user: CurrentUser) -> BatchOut:
-    return _summary(session, service.visible_batch(session, batch_id, user))
+    batch = service.visible_batch(session, batch_id, user)
+    return _summary(session, batch, for_admin=user.is_admin)
 
 
 @router.patch("/{batch_id}", response_model=BatchOut)
@@ -111,6 +121,13 @@ def update_batch(
     service.update_batch(
         session, batch, name=body.name, overlap=body.overlap, lease_seconds=body.lease_seconds
     )
+    if "entry" in body.model_fields_set:
+        given = body.entry
+        crowd.set_entry(
+            session,
+            batch,
+            None if given is None else crowd.EntrySettings(**given.model_dump()),
+        )
     return _summary(session, batch)
 
 

@@ -31,6 +31,24 @@ class BatchCreate(BoundedModel):
     members: list[str] = Field(default_factory=list, max_length=10_000)
 
 
+class EntryIn(BaseModel):
+    """A crowd entry link's settings (app/crowd/service.py checks the values)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    param: str = Field(max_length=64, description="query parameter carrying the participant id")
+    completion_code: str = Field(max_length=100)
+    redirect_url: str | None = Field(default=None, max_length=2000)
+    consent: str | None = Field(default=None, max_length=50_000, description="Markdown")
+
+
+class EntryOut(BaseModel):
+    param: str
+    completion_code: str
+    redirect_url: str | None
+    consent: str | None
+
+
 class BatchUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -38,6 +56,8 @@ class BatchUpdate(BaseModel):
     # Raising the overlap is safe at any time; lowering it could leave items above k.
     overlap: int | None = Field(default=None, ge=1, le=MAX_OVERLAP)
     lease_seconds: int | None = Field(default=None, ge=1, le=MAX_LEASE_SECONDS)
+    # Crowd entry: settings to enable or change it, null to turn it off (absent: unchanged).
+    entry: EntryIn | None = None
 
 
 class ProgressOut(BaseModel):
@@ -71,6 +91,9 @@ class BatchOut(BaseModel):
     submitted: int
     wanted: int
     percent: float
+    # Crowd entry (null when off); participants visit `{entry_url}?{param}=ID`.
+    entry: EntryOut | None = None
+    entry_url: str | None = None
 
 
 class BatchProgressOut(ProgressOut):

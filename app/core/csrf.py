@@ -39,6 +39,8 @@ NO_COOKIE = (
     "if this happens again, allow cookies for this site."
 )
 SETUP_PREFIX = "/setup/"
+# The invitation sign-up form posts without a session too (app/invites/pages.py).
+JOIN_PREFIX = "/join/"
 # How much of a form body is read looking for the field; the form templates put it first.
 SCAN_LIMIT = 1024 * 1024
 
@@ -78,7 +80,7 @@ def needs_check(scope: Scope, request: Request) -> bool:
     return (
         bool(request.cookies.get(SESSION_COOKIE))
         or path == LOGIN_PATH
-        or path.startswith(SETUP_PREFIX)
+        or path.startswith((SETUP_PREFIX, JOIN_PREFIX))
     )
 
 

@@ -28,7 +28,9 @@ from app.auth.security import hash_password, sign_session
 from app.auth.service import create_token, revoke_token
 from app.batches.models import Assignment, Batch, BatchItem, BatchMember
 from app.config import get_settings
+from app.crowd.service import EntrySettings, set_entry
 from app.db import utcnow
+from app.invites.service import create_invite
 from app.items.models import Item, ReferenceLabel, Response
 from app.projects.models import Project
 from app.projects.service import create_project
@@ -63,6 +65,9 @@ class World:
     member_token_id: int
     tokens: dict[str, str] = field(default_factory=dict)
     cookies: dict[str, str] = field(default_factory=dict)
+    # Batch B's invitation link and crowd entry link (issue 14).
+    invite_id: int = 0
+    entry_slug: str = ""
 
 
 def _user(session: Session, role: str, prefix: str, *, active: bool = True) -> User:
@@ -188,7 +193,10 @@ def build_world(session: Session) -> World:
     }
     cookies["revoked"] = session_cookie(admin.id, 1)
     cookies["garbage"] = "garbage." + uuid.uuid4().hex
-    return World(
+    invite, _ = create_invite(session, batch, by=admin)
+    entry = set_entry(session, batch, EntrySettings("PID", "DONE-1", None, "I agree."))
+    assert entry is not None
+    world = World(
         admin=admin,
         member=member,
         nonmember=nonmember,
@@ -204,7 +212,10 @@ def build_world(session: Session) -> World:
         member_token_id=member_token_id,
         tokens=tokens,
         cookies=cookies,
+        invite_id=invite.id,
+        entry_slug=entry.slug,
     )
+    return world
 
 
 # Parameter name -> value in the world. The objects belong to `member` / batch B, so a
@@ -218,8 +229,11 @@ PATH_EXAMPLES: dict[str, Callable[[World], object]] = {
     "username": lambda w: w.member.username,
     "token_id": lambda w: w.member_token_id,
     "format": lambda w: "pku-saferlhf",
-    # A first-run setup link: unknown here, so its page answers 404 to everyone.
+    # A first-run setup link (or an invitation's): unknown here, so its page answers 404
+    # (410) to everyone.
     "token": lambda w: "no-such-setup-token",
+    "invite_id": lambda w: w.invite_id,
+    "slug": lambda w: w.entry_slug,
 }
 # Path segment before an unknown parameter -> the parameter name it stands for.
 SEGMENT_EXAMPLES = {

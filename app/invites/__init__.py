@@ -1,0 +1,1 @@
+"""Invitation links that let people sign up into one batch."""
