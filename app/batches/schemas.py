@@ -38,6 +38,10 @@ class BatchUpdate(BaseModel):
     # Raising the overlap is safe at any time; lowering it could leave items above k.
     overlap: int | None = Field(default=None, ge=1, le=MAX_OVERLAP)
     lease_seconds: int | None = Field(default=None, ge=1, le=MAX_LEASE_SECONDS)
+    # The gold floor (app/dashboard/gold_floor.py); gold_floor null removes it.
+    gold_floor: float | None = Field(default=None, ge=0, le=1)
+    gold_floor_min_answers: int | None = Field(default=None, ge=1, le=10_000)
+    gold_floor_excludes: bool | None = None
 
 
 class ProgressOut(BaseModel):
@@ -71,6 +75,9 @@ class BatchOut(BaseModel):
     submitted: int
     wanted: int
     percent: float
+    gold_floor: float | None = None
+    gold_floor_min_answers: int = 10
+    gold_floor_excludes: bool = False
 
 
 class BatchProgressOut(ProgressOut):
@@ -94,6 +101,15 @@ class MemberOut(BaseModel):
     submitted: int
     skipped: int
     leased: int
+    excluded: bool = False
+    excluded_at: datetime | None = None
+    exclusion_reason: str | None = None
+
+
+class ExcludeIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str | None = Field(default=None, max_length=2000)
 
 
 class AssignedResponseOut(BaseModel):

@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session
 
 from app.annotations.counted import counted
@@ -117,10 +117,14 @@ def to_ids(key: Mapping[str, Any], ids: Mapping[int, int]) -> dict[str, Any]:
 
 
 def gold_scores(
-    session: Session, batch_id: int, *, annotator_id: int | None = None
+    session: Session,
+    batch_id: int,
+    *,
+    annotator_id: int | None = None,
+    which: ColumnElement[bool] | None = None,
 ) -> dict[int, GoldScore]:
     """Per annotator (or only `annotator_id`): accuracy against the answer keys of the
-    batch's gold items, on counted annotations."""
+    batch's gold items, on counted annotations (or those meeting `which`)."""
     query = (
         select(Annotation.annotator_id, Annotation.item_id, Annotation.payload, GoldLabel.payload)
         .join(
@@ -128,7 +132,11 @@ def gold_scores(
             (BatchItem.batch_id == Annotation.batch_id) & (BatchItem.item_id == Annotation.item_id),
         )
         .join(GoldLabel, GoldLabel.item_id == Annotation.item_id)
-        .where(Annotation.batch_id == batch_id, BatchItem.is_gold.is_(True), counted())
+        .where(
+            Annotation.batch_id == batch_id,
+            BatchItem.is_gold.is_(True),
+            counted() if which is None else which,
+        )
         .order_by(Annotation.id)
     )
     if annotator_id is not None:

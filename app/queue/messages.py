@@ -45,8 +45,8 @@ def closed(batch_id: int) -> Conflict:
 
 def excluded(batch_id: int) -> Forbidden:
     return Forbidden(
-        f"batch {batch_id}: an admin has excluded you from this batch, so it has no more "
-        "work for you; ask the batch's admin if you think this is a mistake"
+        f"batch {batch_id}: you are excluded from this batch, so it has no more work for "
+        "you; ask the batch's admin if you think this is a mistake"
     )
 
 

@@ -132,11 +132,11 @@ def test_an_excluded_member_is_refused_next_and_submit(db: Session) -> None:
     lease = front.next_assignment(db, batch, alice)
     assert lease is not None
     front.exclude_member(db, batch_id=batch.id, user_id=alice.id, reason=None)
-    with pytest.raises(Forbidden, match="excluded you"):
+    with pytest.raises(Forbidden, match="you are excluded"):
         front.next_assignment(db, batch, alice)
     ids = response_ids(db, lease.item.id)
     body = AnnotationIn.model_validate({**valid_annotation(ids), "single": ids})
-    with pytest.raises(Forbidden, match="excluded you"):
+    with pytest.raises(Forbidden, match="you are excluded"):
         front.submit(db, lease.assignment.id, alice, body)
     assert annotate_next(db, batch, bob) is not None  # others are served as before
 
