@@ -13,7 +13,7 @@ from typing import Any
 
 import orjson
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from app.annotations.counted import counted
@@ -23,12 +23,17 @@ from app.auth.models import User
 from app.batches.models import Assignment, AssignmentStatus, Batch, BatchItem, BatchMember
 from app.batches.service import add_member, create_batch
 from app.consensus.batch_metrics import batch_metrics
+from app.consensus.service import item_consensus_view
+from app.dashboard.disagreements import compute_disagreements
+from app.dashboard.gold import gold_scores, mark_gold
+from app.dashboard.service import fingerprint, hourly_completions, label_distributions
 from app.errors import Conflict, Forbidden, Invalid
 from app.exports.filters import ExportFilters
 from app.exports.formats import FORMATS
 from app.exports.service import export_lines, resolve_scope
 from app.items.models import Item
 from app.queue import front
+from tests.support.dashboard_factory import GOLD_KEY
 from tests.support.queue_factory import quick_users, response_ids, seed_project, valid_annotation
 
 
@@ -244,3 +249,43 @@ def test_excluded_annotations_are_absent_from_every_export_format(db: Session, f
 
     front.include_member(db, batch_id=batch.id, user_id=alice.id)
     assert exported_items(db, batch, fmt) == {mine.item_id, theirs.item_id}
+
+
+def test_every_other_read_path_leaves_excluded_annotations_out(db: Session) -> None:
+    """Consensus of an item, gold accuracy, the dashboard's label distributions and hourly
+    figures, and the disagreement list: each sees alice's votes until she is excluded."""
+    batch, (alice, bob) = make_batch(db, 2, 2, overlap=2)
+    # alice flags the first response unsafe; bob calls everything safe: they disagree.
+    lease = front.next_assignment(db, batch, alice)
+    assert lease is not None
+    item_id = lease.item.id
+    ids = response_ids(db, item_id)
+    unsafe_body = {**valid_annotation(ids, unsafe=ids[:1]), "single": ids}
+    front.submit(db, lease.assignment.id, alice, AnnotationIn.model_validate(unsafe_body))
+    mine = front.next_assignment(db, batch, bob)
+    assert mine is not None and mine.item.id == item_id  # breadth first: the same item
+    body = {**valid_annotation(ids), "single": ids}
+    front.submit(db, mine.assignment.id, bob, AnnotationIn.model_validate(body))
+    mark_gold(db, batch, item_id, alice, GOLD_KEY)
+
+    assert set(gold_scores(db, batch.id)) == {alice.id, bob.id}
+    # Ordinary again: gold items are outside distributions and disagreements.
+    db.execute(update(BatchItem).values(is_gold=False))
+
+    def figures() -> tuple[Any, ...]:
+        view = item_consensus_view(db, batch.id, item_id)
+        severity, _ = label_distributions(db, batch.id)
+        return (
+            sorted(v.annotator for v in view.annotations),
+            severity.get("moderate", 0),
+            sum(n for _, n in hourly_completions(db, batch.id)),
+            [d.n_votes for d in compute_disagreements(db, batch.id) if d.item_id == item_id],
+        )
+
+    before, print_before = figures(), fingerprint(db, batch.id)
+    assert before == (sorted([alice.username, bob.username]), 1, 2, [2])
+    front.exclude_member(db, batch_id=batch.id, user_id=alice.id, reason=None)
+    assert figures() == ([bob.username], 0, 1, [])
+    assert fingerprint(db, batch.id) != print_before  # the dashboard's cache sees it
+    db.execute(update(BatchItem).values(is_gold=True))
+    assert set(gold_scores(db, batch.id)) == {bob.id}
