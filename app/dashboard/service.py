@@ -9,7 +9,7 @@ against their answer key instead.
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Sequence
+from collections.abc import Collection, Hashable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -480,8 +480,11 @@ def annotator_rows(
     thresholds: Thresholds,
     sort: SortKey = "annotator",
     descending: bool = False,
+    gold_floor: float | None = None,
+    below_floor: Collection[int] = (),
 ) -> list[AnnotatorRow]:
-    """The per-annotator table, flagged and sorted (missing values last in both orders)."""
+    """The per-annotator table, flagged and sorted (missing values last in both orders).
+    `below_floor`: annotator ids under the batch's `gold_floor` (app/dashboard/gold_floor.py)."""
     ids = [a.annotator_id for a in snap.metrics.annotators]
     active = dict(session.execute(select(User.id, User.is_active).where(User.id.in_(ids))).all())
     rows = []
@@ -500,9 +503,10 @@ def annotator_rows(
             agreement_by_dimension=a.agreement_by_dimension,
             gold=snap.gold.get(a.annotator_id, GoldScore()),
         )
-        rows.append(
-            AnnotatorRow(**{**row.__dict__, "flags": _flags(row, thresholds)})  # frozen copy
-        )
+        flags = _flags(row, thresholds)
+        if a.annotator_id in below_floor and gold_floor is not None:
+            flags += (f"below the batch's gold floor of {gold_floor:.0%}",)
+        rows.append(AnnotatorRow(**{**row.__dict__, "flags": flags}))  # frozen copy
     present = [r for r in rows if _sort_value(r, sort) is not None]
     missing = [r for r in rows if _sort_value(r, sort) is None]
     present.sort(key=lambda r: r.username.lower())

@@ -263,6 +263,8 @@ def test_the_gold_floor_only_flags_unless_told_to_exclude(
     flagged = [tr.cells()[0] for tr in rows if tr.find_all(class_="flagged")]
     assert len(flagged) == 1 and bad.username in flagged[0]
     assert "gold 25% on 2" in flagged[0]
+    dashboard = client.get(f"/batches/{batch.id}/dashboard", headers=admin_h).text
+    assert dashboard.count("below the batch&#39;s gold floor of 50%") == 1
 
     # Turning exclusion on now excludes those below the floor at once.
     r = client.patch(
