@@ -45,7 +45,8 @@ def below_floor(batch: Batch, scores: dict[int, GoldScore]) -> dict[int, Flag]:
 
 
 def flagged_members(session: Session, batch: Batch) -> dict[int, Flag]:
-    """The batch's members below its gold floor, excluded ones included."""
+    """The batch's members below its gold floor (on counted gold answers: an excluded
+    member's no longer count, so they are not flagged again)."""
     if batch.gold_floor is None:
         return {}
     return below_floor(batch, gold_scores(session, batch.id))

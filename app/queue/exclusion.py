@@ -33,7 +33,7 @@ from app.annotations.models import Annotation
 from app.batches.models import Assignment, AssignmentStatus, BatchItem, BatchMember
 from app.core.json_text import require_storable
 from app.db import utcnow
-from app.errors import Invalid
+from app.errors import Invalid, NotFound
 from app.queue import orm
 
 
@@ -69,12 +69,10 @@ def exclude_member(session: Session, *, batch_id: int, user_id: int, reason: str
     """Excludes a member from the batch: they are never served again, their live leases go
     back to the queue and their counted annotations in the batch are excluded (kind
     'member'). Excluding an excluded member again changes nothing but the reason. How many
-    annotations were excluded. The caller has checked that `user_id` is a member."""
+    annotations were excluded. NotFound if they are not a member."""
     note = _note(reason)
     now = utcnow()
-    orm.lock_membership(session, batch_id, user_id)
-    member = session.get(BatchMember, (batch_id, user_id), populate_existing=True)
-    assert member is not None
+    member = _locked_member(session, batch_id, user_id)
     if member.excluded_at is None:
         member.excluded_at = now
     member.exclusion_reason = note
@@ -107,10 +105,9 @@ def exclude_member(session: Session, *, batch_id: int, user_id: int, reason: str
 
 def include_member(session: Session, *, batch_id: int, user_id: int) -> int:
     """Includes an excluded member again: served again, and the annotations their exclusion
-    took out counted again (a reviewer's exclusions stay). How many annotations came back."""
-    orm.lock_membership(session, batch_id, user_id)
-    member = session.get(BatchMember, (batch_id, user_id), populate_existing=True)
-    assert member is not None
+    took out counted again (a reviewer's exclusions stay). How many annotations came back.
+    NotFound if they are not a member."""
+    member = _locked_member(session, batch_id, user_id)
     member.excluded_at = None
     member.exclusion_reason = None
     session.flush()
@@ -121,6 +118,13 @@ def include_member(session: Session, *, batch_id: int, user_id: int) -> int:
     _mark(session, locked, None, None, None)
     _recount(session, batch_id, Counter(item for _, item in locked), Counter(), +1)
     return len(locked)
+
+
+def _locked_member(session: Session, batch_id: int, user_id: int) -> BatchMember:
+    """The membership, row-locked first (the lock order's level 1)."""
+    if not orm.lock_membership(session, batch_id, user_id):
+        raise NotFound(f"user {user_id} is not a member of batch {batch_id}")
+    return session.get_one(BatchMember, (batch_id, user_id), populate_existing=True)
 
 
 def _kind(kind: ExclusionKind | str) -> ExclusionKind:
