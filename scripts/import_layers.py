@@ -23,7 +23,8 @@ PACKAGE = "app"
 # The ORM tables of every domain form one layer: they describe the schema, import nothing but
 # the foundation, and any service may read any table (app/models.py gathers them).
 TABLES = tuple(
-    f"app.{domain}.models" for domain in ("auth", "projects", "items", "batches", "annotations", "invites", "crowd")
+    f"app.{domain}.models"
+    for domain in ("auth", "projects", "items", "batches", "annotations", "invites", "crowd")
 )
 # The HTTP adapters (JSON routers, HTML pages and the annotation page's form presenters) of
 # every domain sit above all services:

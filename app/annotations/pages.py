@@ -45,8 +45,9 @@ from app.batches.service import is_member
 from app.core.csrf_tokens import CSRF_FIELD
 from app.core.htmx import is_htmx
 from app.core.templating import render
+from app.dashboard.gold_floor import after_gold_answer
 from app.db import DbSession, utcnow
-from app.errors import Conflict, Invalid, NotFound
+from app.errors import Conflict, Forbidden, Invalid, NotFound
 from app.items.models import Item
 from app.projects.category_help import category_help
 from app.projects.guidelines import change_notice
@@ -240,7 +241,10 @@ def _next(
 ) -> Response:
     """After a submit or skip: the next item (a fragment for htmx), or the batch-done page.
     After a skip, the next page offers to undo it (`skipped` in its URL without htmx)."""
-    lease = flow.next_lease(session, batch, user)
+    try:
+        lease = flow.next_lease(session, batch, user)
+    except Forbidden:  # excluded (the gold floor may have just done it): the done page says so
+        lease = None
     if isinstance(lease, flow.Failed):
         return _go(request, qualification_pages.status_url(batch.id))
     if not is_htmx(request) or lease is None:
@@ -327,6 +331,8 @@ def submit_page(
         view = _own_view(session, assignment_id, user)
         return _refused(request, session, view, user, form, 422, errors=field_errors(exc, view))
     drafts.discard(session, request, assignment_id)
+    if result.check_gold_floor:  # a gold answer where the batch's gold floor excludes
+        after_gold_answer(session, result.annotation.id)
     if view.assignment.is_qualification and not was_submitted:
         # The training step: the answer beside the key before the next item.
         return _go(request, qualification_pages.feedback_url(assignment_id))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 from fastapi import APIRouter, Request, Response
 
 from app.annotations.schemas import (
@@ -16,7 +18,8 @@ from app.auth.access import allow
 from app.auth.dependencies import CurrentUser
 from app.batches.schemas import assigned_item
 from app.core.json_body import JSONRulesRoute
-from app.db import DbSession
+from app.dashboard.gold_floor import after_gold_answer
+from app.db import DbSession, run_in_session
 from app.queue import front, views
 from app.queue.results import Stored
 
@@ -80,6 +83,8 @@ async def put_annotation(assignment_id: int, body: AnnotationIn, request: Reques
     422 names the field that breaks a rule; 409 if the batch is closed, the assignment was
     skipped, or the lease expired and the item has since gone to others (nothing saved)."""
     done = await front.submit_for_request(request, assignment_id, body)
+    if done.check_gold_floor:  # rare: a gold answer where the batch's gold floor excludes
+        await run_in_session(request, partial(after_gold_answer, annotation_id=done.annotation_id))
     return Response(annotation_out(done).model_dump_json(), media_type="application/json")
 
 

@@ -65,6 +65,12 @@ class Batch(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     # Archived (app/projects/archive.py): closed, hidden from annotators and default lists.
     archived_at: Mapped[datetime | None] = mapped_column(default=None)
+    # Gold floor (app/dashboard/gold_floor.py): a member whose gold accuracy is below
+    # `gold_floor` after at least `gold_floor_min_answers` gold answers is flagged, or
+    # excluded when `gold_floor_excludes` is set. No floor when null.
+    gold_floor: Mapped[float | None] = mapped_column(default=None)
+    gold_floor_min_answers: Mapped[int] = mapped_column(default=10, server_default="10")
+    gold_floor_excludes: Mapped[bool] = mapped_column(default=False, server_default=false())
     # Qualification (app/qualification/): the accuracy a new member must reach on every asked
     # dimension of the batch's qualification items; None when the batch asks for none.
     qualification_threshold: Mapped[float | None] = mapped_column(default=None)
@@ -95,6 +101,10 @@ class BatchMember(Base):
         ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, index=True
     )
     added_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Excluded by an admin (app/queue/exclusion.py): still a member, never served again, and
+    # their annotations in the batch no longer counted until they are included again.
+    excluded_at: Mapped[datetime | None] = mapped_column(default=None)
+    exclusion_reason: Mapped[str | None] = mapped_column(Text, default=None)
     qualification: Mapped[str | None] = mapped_column(String(16), default=None)
     # Per dimension [matching answers, compared answers], set when the qualification is graded.
     qualification_scores: Mapped[dict[str, Any] | None] = mapped_column(default=None)

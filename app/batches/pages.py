@@ -19,11 +19,13 @@ from app.auth.dependencies import AdminUser, CurrentUser
 from app.auth.models import User
 from app.auth.service import get_user
 from app.batches import service
-from app.batches.models import Assignment
+from app.batches.models import Assignment, Batch
 from app.core.templating import render
 from app.crowd.service import completion_for
+from app.dashboard.gold_floor import flagged_members, set_gold_floor
+from app.dashboard.work_report import work_report
 from app.db import DbSession, utcnow
-from app.errors import DomainError, Invalid
+from app.errors import DomainError, Forbidden, Invalid, NotFound
 from app.exports.formats import EXPORT_FORM
 from app.items.models import Item
 from app.projects.archive import archive_batch, batch_annotations, delete_batch, unarchive_batch
@@ -189,6 +191,7 @@ def batch_page(request: Request, batch_id: int, session: DbSession, _admin: Admi
         "project": project,
         "progress": service.batch_progress(session, batch, now),
         "members": members,
+        "flags": flagged_members(session, batch),
         "candidates": candidates,
         "error": request.query_params.get("error"),
         "n_annotations": batch_annotations(session, batch.id),
@@ -264,6 +267,94 @@ def remove_member_form(
     return redirect(f"/batches/{batch_id}")
 
 
+def _member_of(session: DbSession, batch_id: int, username: str) -> tuple[Batch, User]:
+    batch = service.get_batch(session, batch_id)
+    user = get_user(session, username)
+    if not service.is_member(session, batch.id, user.id):
+        raise NotFound(f"{username!r} is not a member of batch {batch_id}")
+    return batch, user
+
+
+@router.get("/batches/{batch_id}/members/{username}/exclude")
+@allow("admin")
+def exclude_member_page(
+    request: Request, batch_id: int, username: str, session: DbSession, _admin: AdminUser
+) -> Response:
+    """Asks before excluding, with what it does and a field for the reason."""
+    batch, user = _member_of(session, batch_id, username)
+    counts = service.annotator_counts(session, batch.id, user_id=user.id).get(
+        user.id, service.Counts()
+    )
+    flag = flagged_members(session, batch).get(user.id)
+    ctx = {"batch": batch, "member": user, "counts": counts, "flag": flag}
+    return render(request, "member_exclude.html", ctx)
+
+
+@router.post("/batches/{batch_id}/members/{username}/exclude")
+@allow("admin")
+def exclude_member_form(
+    batch_id: int,
+    username: str,
+    session: DbSession,
+    _admin: AdminUser,
+    reason: Annotated[str, Form(max_length=2000)] = "",
+) -> Response:
+    batch, user = _member_of(session, batch_id, username)
+    front.exclude_member(session, batch_id=batch.id, user_id=user.id, reason=reason)
+    return redirect(f"/batches/{batch_id}#members")
+
+
+@router.post("/batches/{batch_id}/members/{username}/include")
+@allow("admin")
+def include_member_form(
+    batch_id: int, username: str, session: DbSession, _admin: AdminUser
+) -> Response:
+    batch, user = _member_of(session, batch_id, username)
+    front.include_member(session, batch_id=batch.id, user_id=user.id)
+    return redirect(f"/batches/{batch_id}#members")
+
+
+def _optional_share(raw: str, field: str) -> float | None:
+    """A percentage typed in a form (e.g. 70) as a share (0.7); blank is None."""
+    raw = raw.strip().rstrip("%").strip()
+    if not raw:
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        raise Invalid(f"{field}: must be a percentage between 0 and 100") from None
+    if not 0 <= value <= 100:
+        raise Invalid(f"{field}: must be a percentage between 0 and 100")
+    return value / 100
+
+
+@router.post("/batches/{batch_id}/gold-floor")
+@allow("admin")
+def gold_floor_form(batch_id: int, session: DbSession, _admin: AdminUser, form: Form_) -> Response:
+    batch = service.get_batch(session, batch_id)
+    values = {k: str(v) for k, v in form.items()}
+    floor = _optional_share(values.get("gold_floor", ""), "gold_floor")
+    min_answers = _optional_int(values.get("min_answers", ""), "min_answers")
+    set_gold_floor(
+        session,
+        batch,
+        floor=floor,
+        min_answers=min_answers,
+        excludes=values.get("excludes") == "on",
+    )
+    return redirect(f"/batches/{batch_id}#gold-floor")
+
+
+@router.get("/batches/{batch_id}/work-report")
+@allow("admin")
+def work_report_page(
+    request: Request, batch_id: int, session: DbSession, _admin: AdminUser
+) -> Response:
+    batch = service.get_batch(session, batch_id)
+    ctx = {"batch": batch, "rows": work_report(session, batch)}
+    return render(request, "work_report.html", ctx)
+
+
 # ---------------------------------------------------------------- annotators: the queue
 
 
@@ -271,7 +362,10 @@ def remove_member_form(
 @allow("member-only")
 def next_page(batch_id: int, session: DbSession, user: CurrentUser) -> Response:
     """The "next item" button: resume my lease or claim one, then show it."""
-    lease = flow.next_in_batch(session, batch_id, user)
+    try:
+        lease = flow.next_in_batch(session, batch_id, user)
+    except Forbidden:  # excluded from the batch: the done page explains
+        lease = None
     if isinstance(lease, flow.Failed):
         return redirect(qualification_pages.status_url(batch_id))
     if lease is None:
@@ -301,6 +395,7 @@ def batch_done_page(
         ),
         # A crowd participant's completion code (app/crowd/service.py), else None.
         "completion": completion_for(session, batch.id, user.id),
+        "excluded": service.is_excluded(session, batch.id, user.id),
     }
     return render(request, "batch_done.html", ctx)
 

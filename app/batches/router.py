@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
+import orjson
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 
 from app.auth.access import allow
 from app.auth.dependencies import AdminUser, CurrentUser
+from app.auth.models import User
 from app.auth.service import get_user
 from app.batches import service
 from app.batches.models import Batch
@@ -18,6 +20,7 @@ from app.batches.schemas import (
     BatchProgressOut,
     BatchUpdate,
     EntryOut,
+    ExcludeIn,
     MemberIn,
     MemberOut,
     MyProgressOut,
@@ -27,6 +30,8 @@ from app.batches.schemas import (
 from app.core.json_body import JSONRulesRoute
 from app.crowd import service as crowd
 from app.crowd.models import BatchEntry
+from app.dashboard.gold_floor import set_gold_floor
+from app.dashboard.work_report import to_csv, work_report
 from app.db import DbSession, utcnow
 from app.errors import NotFound
 from app.projects.service import get_project
@@ -53,6 +58,9 @@ def batch_out(summary: service.BatchSummary, entry: BatchEntry | None = None) ->
         submitted=summary.submitted,
         wanted=summary.wanted,
         percent=summary.percent,
+        gold_floor=b.gold_floor,
+        gold_floor_min_answers=b.gold_floor_min_answers,
+        gold_floor_excludes=b.gold_floor_excludes,
     )
 
 
@@ -128,6 +136,15 @@ def update_batch(
             batch,
             None if given is None else crowd.EntrySettings(**given.model_dump()),
         )
+    floor_fields = {"gold_floor", "gold_floor_min_answers", "gold_floor_excludes"}
+    if floor_fields & body.model_fields_set:
+        set_gold_floor(
+            session,
+            batch,
+            floor=body.gold_floor if "gold_floor" in body.model_fields_set else batch.gold_floor,
+            min_answers=body.gold_floor_min_answers,
+            excludes=body.gold_floor_excludes,
+        )
     return _summary(session, batch)
 
 
@@ -145,19 +162,23 @@ def close_batch(batch_id: int, session: DbSession, _admin: AdminUser) -> BatchOu
     return _summary(session, batch)
 
 
+def _member_out(row: service.MemberRow) -> MemberOut:
+    return MemberOut(
+        username=row.user.username,
+        role=row.user.role,
+        is_active=row.user.is_active,
+        added_at=row.added_at,
+        submitted=row.counts.submitted,
+        skipped=row.counts.skipped,
+        leased=row.counts.leased,
+        excluded=row.excluded_at is not None,
+        excluded_at=row.excluded_at,
+        exclusion_reason=row.exclusion_reason,
+    )
+
+
 def _member_rows(session: DbSession, batch: Batch) -> list[MemberOut]:
-    return [
-        MemberOut(
-            username=row.user.username,
-            role=row.user.role,
-            is_active=row.user.is_active,
-            added_at=row.added_at,
-            submitted=row.counts.submitted,
-            skipped=row.counts.skipped,
-            leased=row.counts.leased,
-        )
-        for row in service.list_members(session, batch)
-    ]
+    return [_member_out(row) for row in service.list_members(session, batch)]
 
 
 @router.get("/{batch_id}/members", response_model=list[MemberOut])
@@ -200,6 +221,78 @@ def remove_member_by_name(
 ) -> Response:
     """Same as DELETE /members with a body, for clients that send no body with DELETE."""
     return _remove(session, batch_id, username)
+
+
+def _member(session: DbSession, batch_id: int, username: str) -> tuple[Batch, User]:
+    """The batch and the named user, who must be a member of it (404 naming which is not)."""
+    batch = service.get_batch(session, batch_id)
+    user = get_user(session, username)
+    if not service.is_member(session, batch.id, user.id):
+        raise NotFound(f"{username!r} is not a member of batch {batch_id}")
+    return batch, user
+
+
+def _member_after(session: DbSession, batch: Batch, user: User) -> MemberOut:
+    rows = service.list_members(session, batch)
+    return next(_member_out(row) for row in rows if row.user.id == user.id)
+
+
+@router.post("/{batch_id}/members/{username}/exclude", response_model=MemberOut)
+@allow("admin")
+def exclude_member(
+    batch_id: int,
+    username: str,
+    session: DbSession,
+    _admin: AdminUser,
+    body: ExcludeIn | None = None,
+) -> MemberOut:
+    """Excludes a member: never served again, their live leases back to the queue, their
+    annotations in the batch kept but no longer counted (consensus, metrics, dashboard,
+    exports); their items go to others until each holds k counted annotations."""
+    batch, user = _member(session, batch_id, username)
+    front.exclude_member(
+        session, batch_id=batch.id, user_id=user.id, reason=body.reason if body else None
+    )
+    return _member_after(session, batch, user)
+
+
+@router.post("/{batch_id}/members/{username}/include", response_model=MemberOut)
+@allow("admin")
+def include_member(
+    batch_id: int, username: str, session: DbSession, _admin: AdminUser
+) -> MemberOut:
+    """Includes an excluded member again: served again, and the annotations their exclusion
+    took out counted again (an item may then hold more than k). Including a member who is
+    not excluded changes nothing."""
+    batch, user = _member(session, batch_id, username)
+    front.include_member(session, batch_id=batch.id, user_id=user.id)
+    return _member_after(session, batch, user)
+
+
+@router.get(
+    "/{batch_id}/work-report",
+    responses={200: {"content": {"text/csv": {}}, "description": "JSON rows, or CSV"}},
+)
+@allow("admin")
+def get_work_report(
+    batch_id: int,
+    session: DbSession,
+    _admin: AdminUser,
+    format: Annotated[Literal["json", "csv"], Query(description="json (default) or csv")] = "json",
+) -> Response:
+    """Per annotator: items submitted and skipped, active time (the stored durations) and the
+    median time per item in seconds, gold accuracy, exclusion. For payment."""
+    batch = service.get_batch(session, batch_id)
+    rows = work_report(session, batch)
+    if format == "csv":
+        return Response(
+            to_csv(rows),
+            media_type="text/csv; charset=utf-8",
+            headers={
+                "Content-Disposition": f'attachment; filename="work-report-batch-{batch.id}.csv"'
+            },
+        )
+    return Response(orjson.dumps(rows), media_type="application/json")
 
 
 @router.post(

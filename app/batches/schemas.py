@@ -58,6 +58,10 @@ class BatchUpdate(BaseModel):
     lease_seconds: int | None = Field(default=None, ge=1, le=MAX_LEASE_SECONDS)
     # Crowd entry: settings to enable or change it, null to turn it off (absent: unchanged).
     entry: EntryIn | None = None
+    # The gold floor (app/dashboard/gold_floor.py); gold_floor null removes it.
+    gold_floor: float | None = Field(default=None, ge=0, le=1)
+    gold_floor_min_answers: int | None = Field(default=None, ge=1, le=10_000)
+    gold_floor_excludes: bool | None = None
 
 
 class ProgressOut(BaseModel):
@@ -94,6 +98,9 @@ class BatchOut(BaseModel):
     # Crowd entry (null when off); participants visit `{entry_url}?{param}=ID`.
     entry: EntryOut | None = None
     entry_url: str | None = None
+    gold_floor: float | None = None
+    gold_floor_min_answers: int = 10
+    gold_floor_excludes: bool = False
 
 
 class BatchProgressOut(ProgressOut):
@@ -117,6 +124,15 @@ class MemberOut(BaseModel):
     submitted: int
     skipped: int
     leased: int
+    excluded: bool = False
+    excluded_at: datetime | None = None
+    exclusion_reason: str | None = None
+
+
+class ExcludeIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str | None = Field(default=None, max_length=2000)
 
 
 class AssignedResponseOut(BaseModel):

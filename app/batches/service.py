@@ -124,6 +124,12 @@ def is_member(session: Session, batch_id: int, user_id: int) -> bool:
     return session.get(BatchMember, (batch_id, user_id)) is not None
 
 
+def is_excluded(session: Session, batch_id: int, user_id: int) -> bool:
+    """The user is a member of the batch whom an admin (or its gold floor) excluded."""
+    member = session.get(BatchMember, (batch_id, user_id))
+    return member is not None and member.excluded_at is not None
+
+
 def visible_batch(session: Session, batch_id: int, user: User) -> Batch:
     """The batch if the caller may see it: admins see every batch, annotators only those they
     are members of; anything else is 404 so that ids cannot be probed."""
@@ -352,14 +358,25 @@ class MemberRow:
     user: User
     added_at: datetime
     counts: Counts
+    excluded_at: datetime | None = None
+    exclusion_reason: str | None = None
 
 
 def list_members(session: Session, batch: Batch, now: datetime | None = None) -> list[MemberRow]:
     counts = annotator_counts(session, batch.id, now)
     rows = session.execute(
-        select(User, BatchMember.added_at)
+        select(User, BatchMember)
         .join(BatchMember, BatchMember.user_id == User.id)
         .where(BatchMember.batch_id == batch.id)
         .order_by(User.username)
     )
-    return [MemberRow(user, added, counts.get(user.id, Counts())) for user, added in rows]
+    return [
+        MemberRow(
+            user,
+            member.added_at,
+            counts.get(user.id, Counts()),
+            member.excluded_at,
+            member.exclusion_reason,
+        )
+        for user, member in rows
+    ]

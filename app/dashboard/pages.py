@@ -32,6 +32,7 @@ from app.batches.models import Batch
 from app.consensus import service as consensus
 from app.core.templating import render
 from app.dashboard import charts, disagreements, gold, service
+from app.dashboard.gold_floor import below_floor
 from app.db import DbSession
 from app.errors import DomainError, Invalid, NotFound
 from app.exports.keys import pseudonym_key
@@ -152,7 +153,8 @@ def _dashboard_context(
         "cached": service.snapshot(session, batch, wait=False),
     }
     if ctx["cached"] is not None:
-        ctx.update(_snapshot_context(session, ctx["cached"].value, project, limits, sort, order))
+        snap = ctx["cached"].value
+        ctx.update(_snapshot_context(session, snap, project, limits, sort, order, batch))
     return ctx
 
 
@@ -163,12 +165,21 @@ def _snapshot_context(
     limits: service.Thresholds,
     sort: service.SortKey,
     order: str,
+    batch: Batch,
 ) -> dict[str, Any]:
     unit, buckets = service.completions_over_time(snap.hourly)
     labelled = [(service.bucket_label(moment, unit), n) for moment, n in buckets]
     severity_rows = [(key.capitalize(), snap.severity.get(key, 0)) for key in service.SEVERITY_KEYS]
     category_rows = list(snap.categories.items())
-    rows = service.annotator_rows(session, snap, limits, sort, order == "desc")
+    rows = service.annotator_rows(
+        session,
+        snap,
+        limits,
+        sort,
+        order == "desc",
+        gold_floor=batch.gold_floor,
+        below_floor=below_floor(batch, snap.gold),
+    )
     return {
         "snap": snap,
         "metrics": snap.metrics,

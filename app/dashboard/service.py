@@ -9,7 +9,7 @@ against their answer key instead.
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Sequence
+from collections.abc import Collection, Hashable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -18,6 +18,7 @@ from typing import Any, Literal
 from sqlalchemy import Engine, String, cast, func, select, text
 from sqlalchemy.orm import Session
 
+from app.annotations.counted import counted
 from app.annotations.models import Annotation
 from app.auth.models import User
 from app.batches.models import Assignment, AssignmentStatus, Batch, BatchItem
@@ -138,9 +139,14 @@ def fingerprint(session: Session, batch_id: int) -> Hashable:
     if batch is None:
         raise NotFound(f"no batch {batch_id}")
     annotations = session.execute(
-        select(func.count(), func.max(Annotation.id), func.max(Annotation.updated_at)).where(
-            Annotation.batch_id == batch_id
-        )
+        select(
+            func.count(),
+            func.max(Annotation.id),
+            func.max(Annotation.updated_at),
+            # Exclusions and inclusions (app/queue/exclusion.py) change what counts.
+            func.count(Annotation.excluded_at),
+            func.max(Annotation.excluded_at),
+        ).where(Annotation.batch_id == batch_id)
     ).one()
     skips = session.scalar(
         select(func.count()).where(
@@ -221,6 +227,11 @@ def snapshot(session: Session, batch: Batch, *, wait: bool = True) -> Cached[Sna
     return SNAPSHOTS.get(session, batch.id, wait=wait)
 
 
+# The counted-annotations rule (app/annotations/counted.py) rendered for the raw SQL below.
+_COUNTED = str(counted().compile(compile_kwargs={"literal_binds": True})).replace(
+    "annotations.", "a."
+)
+
 # One pass: each payload is parsed once (jsonb), its response labels kept in a materialised
 # CTE, then counted by severity and, for unsafe labels, by category.
 _DISTRIBUTION_PG = """
@@ -229,7 +240,7 @@ WITH r AS MATERIALIZED (
   FROM annotations a
   JOIN batch_items b ON b.batch_id = a.batch_id AND b.item_id = a.item_id
   CROSS JOIN LATERAL jsonb_array_elements(a.payload::jsonb->'responses') x
-  WHERE a.batch_id = :batch_id AND NOT b.is_gold
+  WHERE a.batch_id = :batch_id AND NOT b.is_gold AND {COUNTED}
 )
 SELECT false, severity, count(*) FROM r GROUP BY severity
 UNION ALL
@@ -237,24 +248,24 @@ SELECT true, c, count(*)
 FROM r CROSS JOIN LATERAL jsonb_array_elements_text(r.categories) c
 WHERE r.severity IS NOT NULL
 GROUP BY c
-"""
+""".replace("{COUNTED}", _COUNTED)
 _SEVERITY_SQLITE = """
 SELECT json_extract(r.value, '$.severity'), count(*)
 FROM annotations a
 JOIN batch_items b ON b.batch_id = a.batch_id AND b.item_id = a.item_id,
      json_each(a.payload, '$.responses') r
-WHERE a.batch_id = :batch_id AND NOT b.is_gold
+WHERE a.batch_id = :batch_id AND NOT b.is_gold AND {COUNTED}
 GROUP BY 1
-"""
+""".replace("{COUNTED}", _COUNTED)
 _CATEGORIES_SQLITE = """
 SELECT c.value, count(*)
 FROM annotations a
 JOIN batch_items b ON b.batch_id = a.batch_id AND b.item_id = a.item_id,
      json_each(a.payload, '$.responses') r,
      json_each(r.value, '$.harm_categories') c
-WHERE a.batch_id = :batch_id AND NOT b.is_gold
+WHERE a.batch_id = :batch_id AND NOT b.is_gold AND {COUNTED}
 GROUP BY 1
-"""
+""".replace("{COUNTED}", _COUNTED)
 
 
 def _distributions_apart(engine: Engine, batch_id: int) -> tuple[dict[str, int], dict[str, int]]:
@@ -293,7 +304,7 @@ def hourly_completions(session: Session, batch_id: int) -> list[tuple[datetime, 
         bucket = func.substr(cast(Annotation.created_at, String), 1, 13)
     rows = session.execute(
         select(bucket.label("hour"), func.count())
-        .where(Annotation.batch_id == batch_id)
+        .where(Annotation.batch_id == batch_id, counted())
         .group_by(bucket)
         .order_by(bucket)
     ).all()
@@ -489,8 +500,11 @@ def annotator_rows(
     thresholds: Thresholds,
     sort: SortKey = "annotator",
     descending: bool = False,
+    gold_floor: float | None = None,
+    below_floor: Collection[int] = (),
 ) -> list[AnnotatorRow]:
-    """The per-annotator table, flagged and sorted (missing values last in both orders)."""
+    """The per-annotator table, flagged and sorted (missing values last in both orders).
+    `below_floor`: annotator ids under the batch's `gold_floor` (app/dashboard/gold_floor.py)."""
     ids = [a.annotator_id for a in snap.metrics.annotators]
     active = dict(session.execute(select(User.id, User.is_active).where(User.id.in_(ids))).all())
     rows = []
@@ -509,9 +523,10 @@ def annotator_rows(
             agreement_by_dimension=a.agreement_by_dimension,
             gold=snap.gold.get(a.annotator_id, GoldScore()),
         )
-        rows.append(
-            AnnotatorRow(**{**row.__dict__, "flags": _flags(row, thresholds)})  # frozen copy
-        )
+        flags = _flags(row, thresholds)
+        if a.annotator_id in below_floor and gold_floor is not None:
+            flags += (f"below the batch's gold floor of {gold_floor:.0%}",)
+        rows.append(AnnotatorRow(**{**row.__dict__, "flags": flags}))  # frozen copy
     present = [r for r in rows if _sort_value(r, sort) is not None]
     missing = [r for r in rows if _sort_value(r, sort) is None]
     present.sort(key=lambda r: r.username.lower())

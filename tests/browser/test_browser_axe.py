@@ -46,6 +46,8 @@ def test_every_admin_page_passes_axe(open_page: Any, live_server: Any, js: bool)
         f"/batches/{b}/disagreements",
         f"/batches/{b}/disagreements/{item}",
         f"/batches/{b}/gold",
+        f"/batches/{b}/members/alice/exclude",
+        f"/batches/{b}/work-report",
         "/overview",
         "/users",
         "/users/alice",
