@@ -76,6 +76,11 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("items", ("app.items",)),
     ("batches", ("app.batches",)),
     ("annotations", ("app.annotations",)),
+    # How votes combine: pure functions the queue's adaptive overlap also applies.
+    (
+        "consensus rules",
+        ("app.consensus.aggregate", "app.consensus.labels", "app.consensus.votes"),
+    ),
     ("queue", ("app.queue",)),
     ("consensus", ("app.consensus",)),
     ("imports", ("app.imports",)),

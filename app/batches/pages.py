@@ -28,7 +28,7 @@ from app.items.models import Item
 from app.projects.archive import archive_batch, batch_annotations, delete_batch, unarchive_batch
 from app.projects.models import Project
 from app.projects.service import get_project
-from app.queue import front
+from app.queue import front, messages
 
 router = APIRouter(tags=["pages"], include_in_schema=False)
 
@@ -285,7 +285,7 @@ def batch_done_page(
 ) -> Response:
     batch = service.visible_batch(session, batch_id, user)
     undo = session.get(Assignment, skipped) if skipped is not None else None
-    ctx = {
+    ctx: dict[str, object] = {
         "skipped": (
             undo.id if undo and undo.annotator_id == user.id and undo.status == "skipped" else None
         ),
@@ -295,6 +295,8 @@ def batch_done_page(
             user.id, service.Counts()
         ),
     }
+    quota = front.quota_reached(session, batch, user)
+    ctx["quota_note"] = None if quota is None else messages.quota_note(quota)
     return render(request, "batch_done.html", ctx)
 
 
