@@ -10,18 +10,23 @@ import random
 from collections.abc import Callable
 from typing import Any
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import select, text
+from sqlalchemy import create_engine, select, text
 from sqlalchemy.orm import Session
 
 from app.annotations.models import Annotation
 from app.annotations.schemas import AnnotationIn
+from app.auth.service import create_token, create_user
 from app.batches.models import Assignment, AssignmentStatus, Batch, BatchItem
 from app.batches.service import add_member, batch_progress, create_batch
 from app.db import utcnow
 from app.errors import Conflict
 from app.queue import front, targets
+from tests.conftest import DatabaseFactory
+from tests.support.authkit import PASSWORD, csrf_from, logged_in
+from tests.support.live_server import app_server, migrated
 from tests.support.queue_factory import quick_users, response_ids, seed_project, valid_annotation
 
 MakeUser = Callable[..., tuple[Any, str]]
@@ -350,3 +355,74 @@ def test_the_sql_target_is_the_python_rule(db: Session) -> None:
             assert in_sql[item_id] == targets.target(payloads, **rule), (round_, payloads)
             compared += 1
     assert compared == 320
+
+
+def test_the_page_says_the_quota_is_reached(
+    client: TestClient, db: Session, make_user: MakeUser
+) -> None:
+    project, _ = seed_project(db, 3)
+    user, _ = make_user("ann-page-quota")
+    batch = create_batch(
+        db, project, "page-quota", overlap=1, options={"max_items_per_annotator": 1}
+    )
+    add_member(db, batch, user)
+    db.commit()
+    csrf = logged_in(client, "ann-page-quota")
+    first = client.post(
+        f"/batches/{batch.id}/next", data={"csrf_token": csrf}, follow_redirects=False
+    )
+    assert first.headers["location"].startswith("/assignments/")
+    lease = front.next_assignment(db, batch, user)
+    assert lease is not None
+    body = AnnotationIn(**valid_annotation(response_ids(db, lease.assignment.item_id)))
+    front.submit(db, lease.assignment.id, user, body)
+    db.commit()
+    done = client.post(f"/batches/{batch.id}/next", data={"csrf_token": csrf})
+    assert done.status_code == 200
+    assert "You have done your 1 items for this batch" in done.text
+    assert 'id="quota-reached"' in done.text
+
+
+@pytest.mark.live
+def test_the_quota_page_on_a_live_server(backend: str, databases: DatabaseFactory) -> None:
+    """The real `safepref serve`, real cookies: logging in, the next button, a submit through
+    the API, then the page's explanation."""
+    url = migrated(databases.new_url())
+    engine = create_engine(url)
+    with Session(engine) as session, session.begin():
+        project, _ = seed_project(session, 3)
+        user = create_user(session, "live-quota", PASSWORD, "annotator")
+        token = create_token(session, user)[1]
+        batch = create_batch(
+            session, project, "live-quota", overlap=1, options={"max_items_per_annotator": 1}
+        )
+        add_member(session, batch, user)
+        batch_id = batch.id
+    engine.dispose()
+    with app_server(url, workers=1, secret="q" * 40) as base, httpx.Client(base_url=base) as web:
+        form = web.get("/login")
+        web.post(
+            "/login",
+            data={
+                "username": "live-quota",
+                "password": PASSWORD,
+                "csrf_token": csrf_from(form.text),
+            },
+        )
+        api = {"Authorization": f"Bearer {token}"}
+        lease = web.post(f"/api/v1/batches/{batch_id}/next", headers=api).json()
+        ids = [x["id"] for x in lease["item"]["responses"]]
+        put = web.put(
+            f"/api/v1/assignments/{lease['assignment_id']}/annotation",
+            json=valid_annotation(ids),
+            headers=api,
+        )
+        assert put.status_code == 200
+        assert web.post(f"/api/v1/batches/{batch_id}/next", headers=api).status_code == 204
+        csrf = csrf_from(web.get("/account/password").text)
+        page = web.post(
+            f"/batches/{batch_id}/next", data={"csrf_token": csrf}, follow_redirects=True
+        )
+        assert page.status_code == 200
+        assert str(page.url).endswith(f"/batches/{batch_id}/done")
+        assert "You have done your 1 items for this batch" in page.text
