@@ -22,9 +22,11 @@ call safe ranks first for harmlessness, as the annotation form requires).
 
 Prints one row per configuration: annotations per item, the share saved against fixed k=3,
 the export accuracy per dimension against the truth, and its difference from fixed k=3 in
-percentage points (with the standard error of that difference: the runs are independent).
+percentage points (with the standard error of that difference as if the runs were
+independent: an upper bound, since the j-th vote on an item draws the same random numbers in
+every configuration, whoever casts it).
 
-    .venv/bin/python bench/adaptive.py [--items 600] [--annotators 24] [--seed 18]
+    .venv/bin/python bench/adaptive.py [--items 600] [--annotators 24] [--seed 18] [--errors both]
 """
 
 from __future__ import annotations
@@ -74,10 +76,8 @@ def make_truths(n: int, rng: random.Random, correlated: bool) -> list[Truth]:
     for _ in range(n):
         first = rng.random() < P_UNSAFE
         second = first if rng.random() < P_SAME_SAFETY else not first
-        if first != second:
-            safer = 0 if not first else 1
-        else:
-            safer = rng.randrange(2)
+        # When exactly one answer is safe it is the safer one; otherwise a coin flip.
+        safer = int(first) if first != second else rng.randrange(2)
         hard = correlated and rng.random() < HARD_SHARE
         factor = rng.uniform(*HARD_FACTOR) if hard else 1.0
         truths.append(Truth((first, second), rng.randrange(2), safer, factor))
@@ -223,6 +223,7 @@ def run(
 
         rng = random.Random(seed)
         active = list(range(len(users)))
+        served: dict[int, int] = {}
         while active:
             who = rng.choice(active)
             lease = front.next_assignment(session, batch, users[who])
@@ -231,8 +232,11 @@ def run(
                 session.commit()
                 continue
             item_id = lease.assignment.item_id
-            # The same person answers the same item the same way in every configuration.
-            votes_rng = random.Random(f"{seed}:{who}:{item_id}")
+            # Common random numbers: the j-th vote on an item draws the same numbers in every
+            # configuration (whoever casts it), so that the configurations differ by their
+            # rule, not by the luck of the draw.
+            j = served[item_id] = served.get(item_id, 0) + 1
+            votes_rng = random.Random(f"{seed}:{item_id}:{j}")
             payload, right = answer(
                 annotators[who], truth_of[item_id], responses[item_id], votes_rng
             )
@@ -291,12 +295,19 @@ def main() -> None:
     parser.add_argument("--items", type=int, default=600)
     parser.add_argument("--annotators", type=int, default=24)
     parser.add_argument("--seed", type=int, default=18)
+    parser.add_argument(
+        "--errors",
+        choices=("independent", "correlated", "both"),
+        default="both",
+        help="which error model to run (two processes can run one each)",
+    )
     args = parser.parse_args()
 
     from _common import migrate
 
     rows = []
-    for model in ("independent", "correlated"):
+    models = ("independent", "correlated") if args.errors == "both" else (args.errors,)
+    for model in models:
         correlated = model == "correlated"
         rng = random.Random(f"{args.seed}:{model}")
         truths = make_truths(args.items, rng, correlated)

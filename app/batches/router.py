@@ -55,7 +55,9 @@ def batch_out(summary: service.BatchSummary) -> BatchOut:
 
 def _summary(session: DbSession, batch: Batch) -> BatchOut:
     progress = service.batch_progress(session, batch)
-    return batch_out(service.BatchSummary(batch, progress.items, progress.submitted))
+    return batch_out(
+        service.BatchSummary(batch, progress.items, progress.submitted, progress.wanted)
+    )
 
 
 @router.post("", status_code=201, response_model=BatchOut)

@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, case, func, insert, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from app.auth.models import User
 from app.batches.models import (
@@ -290,22 +290,22 @@ class ItemNeeds:
     at_most: ColumnElement[int]
 
 
-def item_needs(batch: Batch) -> ItemNeeds:
+def item_needs(overlap: int | ColumnElement[int] | InstrumentedAttribute[int]) -> ItemNeeds:
     """An item is complete at its target (the overlap for a fixed batch; app/queue/targets.py
     for an adaptive one) and then needs what it has; otherwise at least its target and at most
-    the overlap."""
-    target = case((BatchItem.wanted < batch.overlap, BatchItem.wanted), else_=batch.overlap)
+    the overlap. `overlap`: the batch's, or the `batches.overlap` column in a join."""
+    target = case((BatchItem.wanted < overlap, BatchItem.wanted), else_=overlap)
     complete = BatchItem.submitted >= target
     return ItemNeeds(
         complete,
         case((complete, BatchItem.submitted), else_=target),
-        case((complete, BatchItem.submitted), else_=batch.overlap),
+        case((complete, BatchItem.submitted), else_=overlap),
     )
 
 
 def batch_progress(session: Session, batch: Batch, now: datetime | None = None) -> Progress:
     now = now or utcnow()
-    need = item_needs(batch)
+    need = item_needs(batch.overlap)
     items, submitted, n_complete, untouched, at_least, at_most = session.execute(
         select(
             func.count(),
@@ -367,10 +367,12 @@ class BatchSummary:
     batch: Batch
     items: int
     submitted: int
+    # The annotations wanted, at least (Progress.wanted); None: items x overlap.
+    at_least: int | None = None
 
     @property
     def wanted(self) -> int:
-        return self.items * self.batch.overlap
+        return self.items * self.batch.overlap if self.at_least is None else self.at_least
 
     @property
     def percent(self) -> float:
@@ -389,12 +391,15 @@ def list_batches(
 
     Archived batches, and the batches of archived projects, are left out unless an admin asks
     for them."""
+    need = item_needs(Batch.overlap)
     counts = (
         select(
             BatchItem.batch_id.label("batch_id"),
             func.count().label("n_items"),
             func.coalesce(func.sum(BatchItem.submitted), 0).label("n_submitted"),
+            func.coalesce(func.sum(need.at_least), 0).label("n_wanted"),
         )
+        .join(Batch, Batch.id == BatchItem.batch_id)
         # Gold items are served to every member, beyond the overlap: they are not the work
         # the batch asks for, so progress counts ordinary items only (as the dashboard does).
         .where(BatchItem.is_gold.is_(False))
@@ -402,7 +407,7 @@ def list_batches(
         .subquery()
     )
     query = (
-        select(Batch, counts.c.n_items, counts.c.n_submitted)
+        select(Batch, counts.c.n_items, counts.c.n_submitted, counts.c.n_wanted)
         .outerjoin(counts, counts.c.batch_id == Batch.id)
         .order_by(Batch.id)
     )
@@ -418,8 +423,8 @@ def list_batches(
         live_projects = select(Project.id).where(Project.archived_at.is_(None))
         query = query.where(Batch.archived_at.is_(None), Batch.project_id.in_(live_projects))
     return [
-        BatchSummary(batch, int(items or 0), int(submitted or 0))
-        for batch, items, submitted in session.execute(query)
+        BatchSummary(batch, int(items or 0), int(submitted or 0), int(wanted or 0))
+        for batch, items, submitted, wanted in session.execute(query)
     ]
 
 

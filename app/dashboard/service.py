@@ -86,7 +86,7 @@ class Progress:
 def progress(session: Session, batch: Batch, now: datetime | None = None) -> Progress:
     now = now or utcnow()
     ordinary = BatchItem.is_gold.is_(False)
-    need = item_needs(batch)
+    need = item_needs(batch.overlap)
     per_item: Sequence[tuple[int, int]] = []
     if batch.is_adaptive:
         per_item = session.execute(
