@@ -6,6 +6,7 @@ functions of app/queue/sql/; the last test checks that SQL and Python give the s
 
 from __future__ import annotations
 
+import json
 import random
 from collections.abc import Callable
 from typing import Any
@@ -426,3 +427,28 @@ def test_the_quota_page_on_a_live_server(backend: str, databases: DatabaseFactor
         assert page.status_code == 200
         assert str(page.url).endswith(f"/batches/{batch_id}/done")
         assert "You have done your 1 items for this batch" in page.text
+
+
+def test_exports_take_items_at_their_own_counts(
+    client: TestClient, db: Session, admin_headers: dict[str, str]
+) -> None:
+    """An adaptive batch ends with items of 2 and of 3 annotations: every complete item is
+    exported (min_annotations defaults to overlap_min), each from its own votes."""
+    batch, users, ids = adaptive_batch(db, 2, 3, overlap=3, overlap_min=2)
+    # Item one: two agreeing votes. Item two: split 2 to 1 on helpfulness.
+    for who, flips in ((0, (False, False)), (1, (False, True))):
+        for flip in flips:
+            annotate(db, batch, users[who], flip=flip)
+    annotate(db, batch, users[2])
+    counts = sorted(item_row(db, batch, i)[1] for i in ids)
+    assert counts == [2, 3]
+    db.commit()
+    url = "/api/v1/exports/pku-saferlhf"
+    r = client.get(url, params={"batch_id": batch.id}, headers=admin_headers)
+    assert r.status_code == 200, r.text
+    lines = [json.loads(line) for line in r.text.splitlines()]
+    assert len(lines) == 2
+    strict = client.get(
+        url, params={"batch_id": batch.id, "min_annotations": 3}, headers=admin_headers
+    )
+    assert len(strict.text.splitlines()) == 1
