@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -12,7 +12,9 @@ from app.limits import BoundedModel
 
 MAX_LEASE_SECONDS = 7 * 24 * 3600
 MAX_OVERLAP = 100
+# What an item's completion may wait on under adaptive overlap (app/queue/targets.py).
 GatingDimension = Literal["helpfulness", "harmlessness", "single", "is_safe"]
+GATING_DIMENSIONS: tuple[GatingDimension, ...] = get_args(GatingDimension)
 
 
 class BatchCreate(BoundedModel):

@@ -20,6 +20,7 @@ from app.batches.models import (
     BatchItem,
     BatchMember,
 )
+from app.batches.schemas import GATING_DIMENSIONS
 from app.db import utcnow
 from app.errors import Conflict, Invalid, NotFound
 from app.items.models import Item
@@ -197,8 +198,6 @@ def update_batch(
 
 
 UNSET: Any = object()
-# What an item's completion may wait on (app/queue/targets.py GATEABLE, the same names).
-GATING_DIMENSIONS = ("helpfulness", "harmlessness", "single", "is_safe")
 
 
 def set_queue_options(

@@ -26,12 +26,14 @@ from sqlalchemy.orm import Session
 
 from app.annotations.models import Annotation
 from app.batches.models import Batch, BatchItem
+from app.batches.schemas import GATING_DIMENSIONS
 from app.consensus.aggregate import Dimension, item_consensus
 from app.consensus.labels import vote_from_payload
 from app.projects.models import Project
 
-# The dimensions a batch may gate on, in the order the API lists them.
-GATEABLE: tuple[Dimension, ...] = ("helpfulness", "harmlessness", "single", "is_safe")
+# The dimensions a batch may gate on, in the order the API lists them (all are consensus
+# dimensions: app/consensus/aggregate.py).
+GATEABLE: tuple[Dimension, ...] = GATING_DIMENSIONS
 
 
 def gating_dimensions(
