@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -452,3 +453,23 @@ def test_exports_take_items_at_their_own_counts(
         url, params={"batch_id": batch.id, "min_annotations": 3}, headers=admin_headers
     )
     assert len(strict.text.splitlines()) == 1
+
+
+def test_dashboard_shows_annotations_per_item_and_what_was_saved(
+    client: TestClient, db: Session, admin_headers: dict[str, str]
+) -> None:
+    batch, users, _ = adaptive_batch(db, 2, 3, overlap=3, overlap_min=2)
+    for who, flips in ((0, (False, False)), (1, (False, True))):
+        for flip in flips:
+            annotate(db, batch, users[who], flip=flip)
+    annotate(db, batch, users[2])
+    db.commit()
+    r = client.get(f"/batches/{batch.id}/dashboard/live", headers=admin_headers)
+    assert r.status_code == 200, r.text
+    html = r.text
+    # One item at 2 annotations, one at 3: 5 submitted, 6 for a fixed overlap, 1 saved.
+    assert re.search(r'data-annotations="2"><td class="num">2</td><td class="num">1</td>', html)
+    assert re.search(r'data-annotations="3"><td class="num">3</td><td class="num">1</td>', html)
+    assert re.search(r'data-figure="saved">1<', html)
+    assert re.search(r'data-figure="wanted_at_most">5<', html)
+    assert re.search(r'data-figure="submitted">5 / 5<', html)
