@@ -82,6 +82,11 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("items", ("app.items",)),
     ("batches", ("app.batches",)),
     ("annotations", ("app.annotations",)),
+    # How votes combine: pure functions the queue's adaptive overlap also applies.
+    (
+        "consensus rules",
+        ("app.consensus.aggregate", "app.consensus.labels", "app.consensus.votes"),
+    ),
     ("queue", ("app.queue",)),
     ("invites", ("app.invites",)),
     ("crowd", ("app.crowd",)),

@@ -15,12 +15,16 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     false,
+    text,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
 from app.db import Base, utcnow
+
+# A target no item reaches (the overlap bounds it): rows written without one.
+NO_TARGET = 32767
 
 
 class AssignmentStatus(StrEnum):
@@ -65,6 +69,24 @@ class Batch(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     # Archived (app/projects/archive.py): closed, hidden from annotators and default lists.
     archived_at: Mapped[datetime | None] = mapped_column(default=None)
+    # Adaptive overlap (app/queue/targets.py): each item gets at least `overlap_min`
+    # annotations (None: `overlap`, a fixed overlap) and more, up to `overlap`, while its
+    # gating dimensions (None: every asked one) agree less than `early_stop_agreement`.
+    overlap_min: Mapped[int | None] = mapped_column(default=None)
+    early_stop_agreement: Mapped[float] = mapped_column(default=1.0, server_default="1.0")
+    gating: Mapped[list[Any] | None] = mapped_column(default=None)
+    # The queue serves a member no more live-or-submitted items than this (None: no limit).
+    max_items_per_annotator: Mapped[int | None] = mapped_column(default=None)
+
+    @property
+    def min_overlap(self) -> int:
+        """The annotations every item gets: `overlap` unless the overlap is adaptive."""
+        return self.overlap if self.overlap_min is None else min(self.overlap_min, self.overlap)
+
+    @property
+    def is_adaptive(self) -> bool:
+        return self.min_overlap < self.overlap
+
     # Gold floor (app/dashboard/gold_floor.py): a member whose gold accuracy is below
     # `gold_floor` after at least `gold_floor_min_answers` gold answers is flagged, or
     # excluded when `gold_floor_excludes` is set. No floor when null.
@@ -135,7 +157,15 @@ class BatchItem(Base):
     __table_args__ = (
         CheckConstraint("taken >= 0", name="taken_non_negative"),
         CheckConstraint("submitted >= 0 AND submitted <= taken", name="submitted_within_taken"),
-        Index("ix_batch_items_queue", "batch_id", "taken", "shuffle_key"),
+        # Only items below their target are in the queue's order: complete ones drop out.
+        Index(
+            "ix_batch_items_queue",
+            "batch_id",
+            "taken",
+            "shuffle_key",
+            postgresql_where=text("taken < wanted"),
+            sqlite_where=text("taken < wanted"),
+        ),
     )
 
     batch_id: Mapped[int] = mapped_column(
@@ -150,6 +180,9 @@ class BatchItem(Base):
     # Random per batch item; spreads annotators over equals without a per-request sort.
     shuffle_key: Mapped[int] = mapped_column(default=0)
     is_gold: Mapped[bool] = mapped_column(default=False)
+    # How many live-or-submitted assignments the queue serves this item up to (app/queue/
+    # targets.py); the batch's `overlap` bounds it in any case (NO_TARGET: that bound alone).
+    wanted: Mapped[int] = mapped_column(default=NO_TARGET, server_default=str(NO_TARGET))
 
 
 class Assignment(Base):

@@ -33,7 +33,7 @@ from app.projects.models import Project
 from app.projects.service import get_project
 from app.qualification import flow
 from app.qualification import pages as qualification_pages
-from app.queue import front
+from app.queue import front, messages
 
 router = APIRouter(tags=["pages"], include_in_schema=False)
 
@@ -384,7 +384,7 @@ def batch_done_page(
 ) -> Response:
     batch = service.visible_batch(session, batch_id, user)
     undo = session.get(Assignment, skipped) if skipped is not None else None
-    ctx = {
+    ctx: dict[str, object] = {
         "skipped": (
             undo.id if undo and undo.annotator_id == user.id and undo.status == "skipped" else None
         ),
@@ -397,6 +397,8 @@ def batch_done_page(
         "completion": completion_for(session, batch.id, user.id),
         "excluded": service.is_excluded(session, batch.id, user.id),
     }
+    quota = front.quota_reached(session, batch, user)
+    ctx["quota_note"] = None if quota is None else messages.quota_note(quota)
     return render(request, "batch_done.html", ctx)
 
 

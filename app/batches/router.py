@@ -54,6 +54,10 @@ def batch_out(summary: service.BatchSummary, entry: BatchEntry | None = None) ->
         lease_seconds=b.lease_seconds,
         is_open=b.is_open,
         created_at=b.created_at,
+        overlap_min=b.min_overlap,
+        early_stop_agreement=b.early_stop_agreement,
+        gating=b.gating,
+        max_items_per_annotator=b.max_items_per_annotator,
         items=summary.items,
         submitted=summary.submitted,
         wanted=summary.wanted,
@@ -66,7 +70,7 @@ def batch_out(summary: service.BatchSummary, entry: BatchEntry | None = None) ->
 
 def _summary(session: DbSession, batch: Batch, *, for_admin: bool = True) -> BatchOut:
     progress = service.batch_progress(session, batch)
-    summary = service.BatchSummary(batch, progress.items, progress.submitted)
+    summary = service.BatchSummary(batch, progress.items, progress.submitted, progress.wanted)
     # The entry settings hold the completion code: never shown to an annotator.
     return batch_out(summary, crowd.get_entry(session, batch.id) if for_admin else None)
 
@@ -87,6 +91,7 @@ def create_batch(body: BatchCreate, session: DbSession, _admin: AdminUser) -> Ba
         sample_size=body.sample_size,
         sample_seed=body.sample_seed,
         is_open=body.is_open,
+        options=body.queue_options(),
     )
     for user in members:
         service.add_member(session, batch, user)
@@ -126,9 +131,13 @@ def update_batch(
     batch_id: int, body: BatchUpdate, session: DbSession, _admin: AdminUser
 ) -> BatchOut:
     batch = service.get_batch(session, batch_id)
+    overlap_before = batch.overlap
     service.update_batch(
         session, batch, name=body.name, overlap=body.overlap, lease_seconds=body.lease_seconds
     )
+    retarget = service.set_queue_options(batch, **body.queue_options())
+    if retarget or batch.overlap != overlap_before:
+        front.refresh_targets(session, batch.id)
     if "entry" in body.model_fields_set:
         given = body.entry
         crowd.set_entry(
@@ -344,6 +353,8 @@ def batch_progress(batch_id: int, session: DbSession, user: CurrentUser) -> Batc
         items=p.items,
         overlap=p.overlap,
         wanted=p.wanted,
+        wanted_at_least=p.wanted,
+        wanted_at_most=p.wanted_at_most,
         submitted=p.submitted,
         items_complete=p.items_complete,
         items_untouched=p.items_untouched,

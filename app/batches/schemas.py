@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -11,6 +12,9 @@ from app.limits import BoundedModel
 
 MAX_LEASE_SECONDS = 7 * 24 * 3600
 MAX_OVERLAP = 100
+# What an item's completion may wait on under adaptive overlap (app/queue/targets.py).
+GatingDimension = Literal["helpfulness", "harmlessness", "single", "is_safe"]
+GATING_DIMENSIONS: tuple[GatingDimension, ...] = get_args(GatingDimension)
 
 
 class BatchCreate(BoundedModel):
@@ -29,6 +33,14 @@ class BatchCreate(BoundedModel):
     sample_seed: int | None = None
     is_open: bool = True
     members: list[str] = Field(default_factory=list, max_length=10_000)
+    # Adaptive overlap and quota (docs/admins/batches.md): see BatchUpdate.
+    overlap_min: int | None = Field(default=None, ge=1, le=MAX_OVERLAP)
+    early_stop_agreement: float = Field(default=1.0, gt=0.5, le=1.0)
+    gating: list[GatingDimension] | None = Field(default=None, min_length=1, max_length=4)
+    max_items_per_annotator: int | None = Field(default=None, ge=1)
+
+    def queue_options(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in QUEUE_OPTIONS}
 
 
 class EntryIn(BaseModel):
@@ -62,13 +74,34 @@ class BatchUpdate(BaseModel):
     gold_floor: float | None = Field(default=None, ge=0, le=1)
     gold_floor_min_answers: int | None = Field(default=None, ge=1, le=10_000)
     gold_floor_excludes: bool | None = None
+    # Each item gets at least `overlap_min` annotations and more, up to `overlap`, until its
+    # gating dimensions agree (null: a fixed overlap).
+    overlap_min: int | None = Field(default=None, ge=1, le=MAX_OVERLAP)
+    early_stop_agreement: float | None = Field(default=None, gt=0.5, le=1.0)
+    # null: every dimension the project asks.
+    gating: list[GatingDimension] | None = Field(default=None, min_length=1, max_length=4)
+    # The queue serves a member no more items of the batch than this (null: no limit).
+    max_items_per_annotator: int | None = Field(default=None, ge=1)
+
+    def queue_options(self) -> dict[str, Any]:
+        """The queue options this body sets (an explicit null resets one to its default)."""
+        return {
+            name: getattr(self, name) for name in QUEUE_OPTIONS if name in self.model_fields_set
+        }
+
+
+QUEUE_OPTIONS = ("overlap_min", "early_stop_agreement", "gating", "max_items_per_annotator")
 
 
 class ProgressOut(BaseModel):
     items: int
     overlap: int
-    # items * overlap: the number of annotations the batch is after.
+    # The annotations the batch is after: items * overlap for a fixed overlap; with an
+    # adaptive one, at least `wanted` (the submitted ones once every item is complete) and
+    # at most `wanted_at_most`.
     wanted: int
+    wanted_at_least: int
+    wanted_at_most: int
     submitted: int
     items_complete: int
     items_untouched: int
@@ -91,6 +124,10 @@ class BatchOut(BaseModel):
     lease_seconds: int
     is_open: bool
     created_at: datetime
+    overlap_min: int
+    early_stop_agreement: float
+    gating: list[str] | None
+    max_items_per_annotator: int | None
     items: int
     submitted: int
     wanted: int

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import func, insert, select
-from sqlalchemy.orm import Session
+from sqlalchemy import ColumnElement, case, func, insert, select
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from app.auth.models import User
 from app.batches.models import (
+    NO_TARGET,
     Assignment,
     AssignmentStatus,
     Batch,
@@ -19,6 +21,7 @@ from app.batches.models import (
     BatchMember,
     QualificationState,
 )
+from app.batches.schemas import GATING_DIMENSIONS
 from app.db import utcnow
 from app.errors import Conflict, Invalid, NotFound
 from app.items.models import Item
@@ -39,10 +42,11 @@ def create_batch(
     sample_size: int | None = None,
     sample_seed: int | None = None,
     is_open: bool = True,
+    options: Mapping[str, Any] | None = None,
 ) -> Batch:
     """A batch of the project's items: `item_ids` (default: all of them), narrowed to one
     `prompt_source` if given, then a random sample of `sample_size` of those (reproducible
-    with `sample_seed`)."""
+    with `sample_seed`). `options`: the queue options of `set_queue_options`."""
     name = name.strip()
     if not name:
         raise Invalid("name: must not be empty")
@@ -69,10 +73,16 @@ def create_batch(
         lease_seconds=lease_seconds,
         is_open=is_open,
     )
+    set_queue_options(batch, **(options or {}))
     session.add(batch)
     session.flush()
     rng = random.Random()
-    rows = [{"batch_id": batch.id, "item_id": i, "shuffle_key": rng.randrange(2**31)} for i in ids]
+    # An adaptive batch starts every item at its minimum (app/queue/targets.py).
+    wanted = batch.min_overlap if batch.is_adaptive else NO_TARGET
+    rows = [
+        {"batch_id": batch.id, "item_id": i, "shuffle_key": rng.randrange(2**31), "wanted": wanted}
+        for i in ids
+    ]
     for start in range(0, len(rows), INSERT_CHUNK):
         session.execute(insert(BatchItem), rows[start : start + INSERT_CHUNK])
     return batch
@@ -194,6 +204,52 @@ def update_batch(
     return batch
 
 
+UNSET: Any = object()
+
+
+def set_queue_options(
+    batch: Batch,
+    *,
+    overlap_min: int | None = UNSET,
+    early_stop_agreement: float = UNSET,
+    gating: Sequence[str] | None = UNSET,
+    max_items_per_annotator: int | None = UNSET,
+) -> bool:
+    """Sets the adaptive overlap and quota options given (None: back to the default: a fixed
+    overlap, every asked dimension, no quota). Whether the items' targets must be recomputed
+    (the caller does it through the queue: app/queue/front.py `refresh_targets`)."""
+    before = (batch.min_overlap, batch.early_stop_agreement, batch.gating)
+    if overlap_min is not UNSET:
+        if overlap_min is not None and not 1 <= overlap_min <= batch.overlap:
+            raise Invalid(f"overlap_min: must be between 1 and the overlap ({batch.overlap})")
+        batch.overlap_min = overlap_min
+    elif batch.overlap_min is not None and batch.overlap_min > batch.overlap:
+        raise Invalid(f"overlap_min: must be between 1 and the overlap ({batch.overlap})")
+    if early_stop_agreement is not UNSET:
+        if early_stop_agreement is None or not 0.5 < early_stop_agreement <= 1.0:
+            raise Invalid("early_stop_agreement: must be above 0.5 and at most 1.0")
+        batch.early_stop_agreement = float(early_stop_agreement)
+    if gating is not UNSET:
+        if gating is not None:
+            unknown = [d for d in gating if d not in GATING_DIMENSIONS]
+            if unknown:
+                raise Invalid(
+                    f"gating: unknown dimension {unknown[0]!r} "
+                    f"(one of {', '.join(GATING_DIMENSIONS)})"
+                )
+            if not gating:
+                raise Invalid("gating: name at least one dimension, or null for the default")
+            gating = [d for d in GATING_DIMENSIONS if d in gating]
+        batch.gating = None if gating is None else list(gating)
+    if max_items_per_annotator is not UNSET:
+        if max_items_per_annotator is not None and max_items_per_annotator < 1:
+            raise Invalid("max_items_per_annotator: must be at least 1, or null for no quota")
+        batch.max_items_per_annotator = max_items_per_annotator
+    if batch.early_stop_agreement is None:
+        batch.early_stop_agreement = 1.0
+    return before != (batch.min_overlap, batch.early_stop_agreement, batch.gating)
+
+
 def add_member(session: Session, batch: Batch, user: User) -> None:
     if not user.is_active:
         raise Invalid(f"username: user {user.username!r} is deactivated")
@@ -221,6 +277,9 @@ class Progress:
     items_untouched: int
     live_leases: int
     skipped: int
+    # Annotations the batch needs, as a range while adaptive items may still escalate
+    # (`wanted` is the lower end: equal to `submitted` once every item is complete).
+    wanted_at_most: int = 0
 
     @property
     def percent(self) -> float:
@@ -236,14 +295,40 @@ class Counts:
     leased: int = 0
 
 
+@dataclass(frozen=True)
+class ItemNeeds:
+    """SQL expressions over a batch item: whether it is complete, and the annotations it
+    needs in all (at least, at most)."""
+
+    complete: ColumnElement[bool]
+    at_least: ColumnElement[int]
+    at_most: ColumnElement[int]
+
+
+def item_needs(overlap: int | ColumnElement[int] | InstrumentedAttribute[int]) -> ItemNeeds:
+    """An item is complete at its target (the overlap for a fixed batch; app/queue/targets.py
+    for an adaptive one) and then needs what it has; otherwise at least its target and at most
+    the overlap. `overlap`: the batch's, or the `batches.overlap` column in a join."""
+    target = case((BatchItem.wanted < overlap, BatchItem.wanted), else_=overlap)
+    complete = BatchItem.submitted >= target
+    return ItemNeeds(
+        complete,
+        case((complete, BatchItem.submitted), else_=target),
+        case((complete, BatchItem.submitted), else_=overlap),
+    )
+
+
 def batch_progress(session: Session, batch: Batch, now: datetime | None = None) -> Progress:
     now = now or utcnow()
-    items, submitted, complete, untouched = session.execute(
+    need = item_needs(batch.overlap)
+    items, submitted, n_complete, untouched, at_least, at_most = session.execute(
         select(
             func.count(),
             func.coalesce(func.sum(BatchItem.submitted), 0),
-            func.count().filter(BatchItem.submitted >= batch.overlap),
+            func.count().filter(need.complete),
             func.count().filter(BatchItem.taken == 0),
+            func.coalesce(func.sum(need.at_least), 0),
+            func.coalesce(func.sum(need.at_most), 0),
         ).where(BatchItem.batch_id == batch.id, BatchItem.is_gold.is_(False))
     ).one()
     leased, skipped = session.execute(
@@ -260,9 +345,10 @@ def batch_progress(session: Session, batch: Batch, now: datetime | None = None) 
     return Progress(
         items=items,
         overlap=batch.overlap,
-        wanted=items * batch.overlap,
+        wanted=int(at_least),
+        wanted_at_most=int(at_most),
         submitted=int(submitted),
-        items_complete=complete,
+        items_complete=n_complete,
         items_untouched=untouched,
         live_leases=leased,
         skipped=skipped,
@@ -297,10 +383,12 @@ class BatchSummary:
     batch: Batch
     items: int
     submitted: int
+    # The annotations wanted, at least (Progress.wanted); None: items x overlap.
+    at_least: int | None = None
 
     @property
     def wanted(self) -> int:
-        return self.items * self.batch.overlap
+        return self.items * self.batch.overlap if self.at_least is None else self.at_least
 
     @property
     def percent(self) -> float:
@@ -319,12 +407,15 @@ def list_batches(
 
     Archived batches, and the batches of archived projects, are left out unless an admin asks
     for them."""
+    need = item_needs(Batch.overlap)
     counts = (
         select(
             BatchItem.batch_id.label("batch_id"),
             func.count().label("n_items"),
             func.coalesce(func.sum(BatchItem.submitted), 0).label("n_submitted"),
+            func.coalesce(func.sum(need.at_least), 0).label("n_wanted"),
         )
+        .join(Batch, Batch.id == BatchItem.batch_id)
         # Gold items are served to every member, beyond the overlap: they are not the work
         # the batch asks for, so progress counts ordinary items only (as the dashboard does).
         .where(BatchItem.is_gold.is_(False))
@@ -332,7 +423,7 @@ def list_batches(
         .subquery()
     )
     query = (
-        select(Batch, counts.c.n_items, counts.c.n_submitted)
+        select(Batch, counts.c.n_items, counts.c.n_submitted, counts.c.n_wanted)
         .outerjoin(counts, counts.c.batch_id == Batch.id)
         .order_by(Batch.id)
     )
@@ -348,8 +439,8 @@ def list_batches(
         live_projects = select(Project.id).where(Project.archived_at.is_(None))
         query = query.where(Batch.archived_at.is_(None), Batch.project_id.in_(live_projects))
     return [
-        BatchSummary(batch, int(items or 0), int(submitted or 0))
-        for batch, items, submitted in session.execute(query)
+        BatchSummary(batch, int(items or 0), int(submitted or 0), int(wanted or 0))
+        for batch, items, submitted, wanted in session.execute(query)
     ]
 
 

@@ -22,6 +22,7 @@ from app.annotations.counted import counted
 from app.annotations.models import Annotation
 from app.auth.models import User
 from app.batches.models import Assignment, AssignmentStatus, Batch, BatchItem
+from app.batches.service import item_needs
 from app.consensus.batch_metrics import batch_metrics
 from app.consensus.schemas import AgreementOut, BatchMetricsOut
 from app.dashboard.cache import Cached, SnapshotCache
@@ -57,6 +58,12 @@ class Progress:
     live_leases: int
     gold_items: int
     gold_answers: int
+    # Adaptive overlap: the annotations wanted in all, as a range (equal for a fixed overlap),
+    # and how many items have each number of annotations.
+    wanted_at_least: int = 0
+    wanted_at_most: int = 0
+    per_item: tuple[tuple[int, int], ...] = ()
+    adaptive: bool = False
 
     @property
     def in_progress(self) -> int:
@@ -64,7 +71,12 @@ class Progress:
 
     @property
     def wanted(self) -> int:
-        return self.items * self.overlap
+        return self.wanted_at_least
+
+    @property
+    def saved(self) -> int:
+        """Annotations a fixed overlap would still ask for that this batch will not need."""
+        return self.items * self.overlap - self.wanted_at_most
 
     @property
     def percent(self) -> float:
@@ -75,16 +87,28 @@ class Progress:
 def progress(session: Session, batch: Batch, now: datetime | None = None) -> Progress:
     now = now or utcnow()
     ordinary = BatchItem.is_gold.is_(False)
-    items, done, untouched, submitted, gold_items, gold_answers = session.execute(
+    need = item_needs(batch.overlap)
+    per_item: Sequence[tuple[int, int]] = []
+    if batch.is_adaptive:
+        per_item = session.execute(
+            select(BatchItem.submitted, func.count())
+            .where(BatchItem.batch_id == batch.id, ordinary)
+            .group_by(BatchItem.submitted)
+            .order_by(BatchItem.submitted)
+        ).all()
+    row = session.execute(
         select(
             func.count().filter(ordinary),
-            func.count().filter(ordinary, BatchItem.submitted >= batch.overlap),
+            func.count().filter(ordinary, need.complete),
             func.count().filter(ordinary, BatchItem.taken == 0),
             func.coalesce(func.sum(BatchItem.submitted).filter(ordinary), 0),
             func.count().filter(BatchItem.is_gold.is_(True)),
             func.coalesce(func.sum(BatchItem.submitted).filter(BatchItem.is_gold.is_(True)), 0),
+            func.coalesce(func.sum(need.at_least).filter(ordinary), 0),
+            func.coalesce(func.sum(need.at_most).filter(ordinary), 0),
         ).where(BatchItem.batch_id == batch.id)
     ).one()
+    items, done, untouched, submitted, gold_items, gold_answers, at_least, at_most = row
     skips, leases = session.execute(
         select(
             func.count().filter(Assignment.status == AssignmentStatus.SKIPPED),
@@ -112,6 +136,10 @@ def progress(session: Session, batch: Batch, now: datetime | None = None) -> Pro
         live_leases=int(leases),
         gold_items=int(gold_items),
         gold_answers=int(gold_answers) - _qualification_answers(session, batch.id),
+        wanted_at_least=int(at_least),
+        wanted_at_most=int(at_most),
+        per_item=tuple((int(n), int(count)) for n, count in per_item),
+        adaptive=batch.is_adaptive,
     )
 
 

@@ -50,6 +50,8 @@ class BatchInfo:
     id: int
     project_id: int
     overlap: int
+    # The annotations an item needs by default: the overlap, or its minimum when adaptive.
+    min_annotations: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +64,7 @@ class Scope:
 
 def resolve_scope(session: Session, filters: ExportFilters) -> Scope:
     """Checks the filters against the database (404 for an unknown batch or project)."""
-    query = select(Batch.id, Batch.project_id, Batch.overlap).order_by(Batch.id)
+    query = select(Batch).order_by(Batch.id)
     if filters.batch_id is not None:
         batch = session.get(Batch, filters.batch_id)
         if batch is None:
@@ -75,7 +77,8 @@ def resolve_scope(session: Session, filters: ExportFilters) -> Scope:
             raise NotFound(f"no project {filters.project_id}")
         query = query.where(Batch.project_id == filters.project_id)
     batches = {
-        row.id: BatchInfo(row.id, row.project_id, row.overlap) for row in session.execute(query)
+        b.id: BatchInfo(b.id, b.project_id, b.overlap, b.min_overlap)
+        for b in session.scalars(query)
     }
     project_ids = {b.project_id for b in batches.values()}
     taxonomies = {
@@ -248,7 +251,7 @@ def _labels_for(
         raw = page.votes.get(key)
         if not raw:
             continue
-        overlap = scope.batches[batch_id].overlap
+        overlap = scope.batches[batch_id].min_annotations
         texts = [text for _, text in raw]
         top = max(texts, key=texts.count)  # a handful of votes: cheaper than a Counter
         top_count = texts.count(top)

@@ -13,10 +13,19 @@ until it holds k of them. An excluded member is never served (next and submit re
 
 Promises: an annotator never gets the same item twice in a batch; an item never has more than
 `overlap` live-or-submitted assignments; an unexpired lease is handed back to its holder;
-expired leases are reclaimed; an acknowledged annotation is never lost or doubled.
+expired leases are reclaimed; an acknowledged annotation is never lost or doubled; a member
+with a quota (`max_items_per_annotator`) never holds more live-or-submitted assignments in the
+batch than it (counted under their membership lock, 1 below).
+
+Adaptive overlap (targets.py): each batch item has a target, `wanted`, and is served only while
+`taken < wanted` (and `taken < overlap`, as always). The target is recomputed from the item's
+submitted annotations under its row lock after every submit and revision (sql/target.sql on
+PostgreSQL, targets.py on SQLite: a test keeps them equal), and by `front.refresh_targets`
+when annotations are excluded or the batch's options change.
 
 The order of work (sqlite: orm._claim_statement; PostgreSQL: sql/claim.sql): breadth-first,
-items closest to k first (highest `taken` first, k = the batch's overlap), and among equals a
+items closest to k first (highest `taken` first, k = the batch's overlap; so an adaptive item
+that needs one more vote comes before untouched ones), and among equals a
 per-annotator rotation of the batch's random `shuffle_key` order: each annotator starts at their
 own point of the shuffled ring (order.rotation_start, safepref_rotation), so people spread
 over the batch instead of colliding on the same rows. Gold items are outside that order: while

@@ -30,11 +30,11 @@ from sqlalchemy.orm import Session
 
 from app.annotations.counted import ExclusionKind, counted
 from app.annotations.models import Annotation
-from app.batches.models import Assignment, AssignmentStatus, BatchItem, BatchMember
+from app.batches.models import Assignment, AssignmentStatus, Batch, BatchItem, BatchMember
 from app.core.json_text import require_storable
 from app.db import utcnow
 from app.errors import Invalid, NotFound
-from app.queue import orm
+from app.queue import orm, targets
 
 
 def exclude_annotations(
@@ -210,3 +210,8 @@ def _recount(
     for instance in list(session.identity_map.values()):
         if isinstance(instance, BatchItem) and instance.batch_id == batch_id:
             session.expire(instance)
+    batch = session.get(Batch, batch_id)
+    if batch is not None and batch.is_adaptive:
+        # An adaptive item's target follows its counted annotations (app/queue/targets.py):
+        # an excluded vote may reopen a question that looked settled, an included one close it.
+        targets.refresh_targets(session, batch_id, sorted(annotations | leases))

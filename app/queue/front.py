@@ -9,7 +9,7 @@ follow the same lock order (app/queue/__init__.py).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from functools import partial
 from typing import Any, TypeVar
@@ -26,7 +26,7 @@ from app.auth.dependencies import authenticated, required_credentials
 from app.auth.models import User
 from app.batches.models import Assignment, Batch, BatchMember
 from app.db import get_session, run_in_session, utcnow
-from app.queue import messages, orm, postgres, qualification
+from app.queue import messages, orm, postgres, qualification, targets
 from app.queue.exclusion import exclude_annotations as exclude_annotations
 from app.queue.exclusion import exclude_member as exclude_member
 from app.queue.exclusion import include_annotations as include_annotations
@@ -229,6 +229,24 @@ def remove_member(session: Session, batch: Batch, user: User) -> None:
 def sweep_expired(session: Session, batch_id: int, now: datetime) -> int:
     """Reclaims up to a sweep's worth of expired leases of the batch now; how many."""
     return orm.sweep_expired(session, batch_id, now)
+
+
+# ---------------------------------------------------------------- adaptive overlap, quotas
+
+
+def refresh_targets(session: Session, batch_id: int, item_ids: Iterable[int] | None = None) -> None:
+    """Recomputes how many annotations these items of the batch (None: all) are served up to,
+    after their included annotations or the batch's overlap options changed (app/queue/
+    targets.py). Flushes only."""
+    targets.refresh_targets(session, batch_id, item_ids)
+
+
+def quota_reached(session: Session, batch: Batch, user: User) -> int | None:
+    """The member's quota when they have reached it (the queue serves them nothing more in
+    this batch), else None."""
+    if orm.at_quota(session, batch, user.id):
+        return batch.max_items_per_annotator
+    return None
 
 
 # ---------------------------------------------------------------- qualification

@@ -21,6 +21,7 @@ FUNCTIONS: dict[str, str] = {
     "safepref_claim(int, int, int, bool)": "claim.sql",
     "safepref_next(int, int, timestamptz, float8, bool)": "next.sql",
     "safepref_submit_context(int, int)": "submit_context.sql",
+    "safepref_target(int, int)": "target.sql",
     "safepref_submit(int, int, json, int, bool, timestamptz)": "submit.sql",
 }
 

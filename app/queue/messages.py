@@ -88,6 +88,15 @@ def skip_slot_taken(assignment_id: int) -> Conflict:
     )
 
 
+def at_quota(batch_id: int, quota: int) -> Conflict:
+    return Conflict(f"you have done your {quota} items for batch {batch_id}")
+
+
+def quota_note(quota: int) -> str:
+    """What the annotation page says when the queue stops at the member's quota."""
+    return f"You have done your {quota} items for this batch. Thank you!"
+
+
 def closed_for_submit(batch_id: int) -> Conflict:
     return Conflict(f"batch {batch_id} is closed: annotations can no longer be submitted")
 

@@ -23,6 +23,7 @@ from sqlalchemy import (
     Update,
     bindparam,
     exists,
+    func,
     select,
     union_all,
     update,
@@ -46,7 +47,7 @@ from app.core.json_text import require_storable
 from app.db import UTCDateTime
 from app.items.models import Response
 from app.projects.models import Project
-from app.queue import messages, order
+from app.queue import messages, order, targets
 from app.queue.order import SWEEP_LIMIT, rotation_start, sweep_due
 from app.queue.results import (
     Lease,
@@ -103,6 +104,8 @@ def next_lease(
     if current is not None and _renew(session, current, LEASED, lease_until):
         # Still 'leased' means no sweep took it back: its slot is still counted in `taken`.
         return reload_lease(session, current, resumed=True)
+    if at_quota(session, batch, user.id):
+        return None
     swept = sweep_due(batch.id)
     if swept:
         sweep_expired(session, batch.id, now)
@@ -134,6 +137,23 @@ def next_lease(
     session.add(assignment)
     session.flush()
     return Lease(assignment, item, ordered_responses(item, assignment), resumed=False)
+
+
+def at_quota(session: Session, batch: Batch, user_id: int) -> bool:
+    """Whether the member holds their quota of the batch's items (live-or-submitted
+    assignments); under their membership lock when it decides a claim."""
+    quota = batch.max_items_per_annotator
+    if quota is None:
+        return False
+    held = session.scalar(
+        select(func.count()).where(
+            Assignment.batch_id == batch.id,
+            Assignment.annotator_id == user_id,
+            Assignment.status.in_((LEASED, SUBMITTED)),
+            Assignment.is_qualification.is_(False),  # the test is not work
+        )
+    )
+    return int(held or 0) >= quota
 
 
 def _renew(session: Session, assignment_id: int, status: AssignmentStatus, until: datetime) -> bool:
@@ -217,7 +237,8 @@ def _claim_branch(level: int | None, arc_start: str, upper: bool) -> Select[int,
         ~done_by_me,
     ]
     if level is not None:
-        conditions.append(BatchItem.taken == level)
+        # `taken < wanted` also names the queue index's condition (it holds open items only).
+        conditions += [BatchItem.taken == level, BatchItem.taken < BatchItem.wanted]
     branch = (
         select(BatchItem.item_id, BatchItem.is_gold, my_expired)
         .where(*conditions)
@@ -327,7 +348,10 @@ def submit(
     duration_ms, suggestion_viewed = body.duration_ms, body.suggestion_viewed
 
     if assignment.status == SUBMITTED:
-        return _revise(session, assignment, batch, payload, duration_ms, suggestion_viewed, now)
+        result = _revise(session, assignment, batch, payload, duration_ms, suggestion_viewed, now)
+        if batch.is_adaptive and result.outcome == "revised":
+            targets.refresh_targets(session, batch.id, [assignment.item_id])
+        return result
     if assignment.status == SKIPPED:
         raise messages.skipped(assignment.id)
     was_live = _move(session, assignment, LEASED, SUBMITTED, submitted_at=now)
@@ -362,6 +386,8 @@ def submit(
         # Last, so that the batch item's row lock (the queue's hottest row under breadth-first
         # order) is held only until commit, not across the inserts above.
         _count(session, assignment, submitted=1)
+    if batch.is_adaptive:
+        targets.refresh_targets(session, batch.id, [assignment.item_id])
     return SubmitResult(assignment, annotation, "created", _gold_floor_due(assignment, batch))
 
 
@@ -371,15 +397,23 @@ def _gold_floor_due(assignment: Assignment, batch: Batch) -> bool:
 
 def _retake(session: Session, assignment: Assignment, batch: Batch) -> None:
     """Takes a slot again for an expired lease, under the batch item's row lock."""
-    taken = session.scalar(
-        select(BatchItem.taken)
-        .where(BatchItem.batch_id == batch.id, BatchItem.item_id == assignment.item_id)
-        .with_for_update(key_share=True)
-    )
     # A gold item has no overlap limit: every member may answer it (issue 7).
-    if taken is None or (taken >= batch.overlap and not assignment.is_gold):
+    if not _has_slot(session, batch, assignment):
         raise messages.gone(assignment.id, batch.overlap)
     _count(session, assignment, taken=1, submitted=1)
+
+
+def _has_slot(session: Session, batch: Batch, assignment: Assignment) -> bool:
+    """Whether the assignment's item has a free slot below its target (gold items: always),
+    read under the batch item's row lock."""
+    row = session.execute(
+        select(BatchItem.taken, BatchItem.wanted)
+        .where(BatchItem.batch_id == batch.id, BatchItem.item_id == assignment.item_id)
+        .with_for_update(key_share=True)
+    ).first()
+    if row is None:
+        return False
+    return assignment.is_gold or row.taken < min(row.wanted, batch.overlap)
 
 
 def _revise(
@@ -453,13 +487,10 @@ def unskip(session: Session, assignment_id: int, user: User, now: datetime) -> A
         raise messages.not_skipped(assignment.id)
     # The slot the skip gave back may have gone to someone else: the same rule as a claim
     # (never more than `overlap` live-or-submitted assignments; gold items have no limit).
-    taken = session.scalar(
-        select(BatchItem.taken)
-        .where(BatchItem.batch_id == batch.id, BatchItem.item_id == assignment.item_id)
-        .with_for_update(key_share=True)
-    )
-    if taken is None or (taken >= batch.overlap and not assignment.is_gold):
+    if not _has_slot(session, batch, assignment):
         raise messages.skip_slot_taken(assignment.id)
+    if at_quota(session, batch, user.id):
+        raise messages.at_quota(batch.id, batch.max_items_per_annotator or 0)
     until = now + timedelta(seconds=batch.lease_seconds)
     if _move(session, assignment, SKIPPED, LEASED, leased_until=until, skip_reason=None):
         _count(session, assignment, taken=1)

@@ -25,7 +25,13 @@ from tests.support.live_server import (
     migrated,
     pg_binaries_available,
 )
-from tests.support.queue_load import Record, check_database, run_annotators, seed
+from tests.support.queue_load import (
+    Record,
+    check_adaptive,
+    check_database,
+    run_annotators,
+    seed,
+)
 
 pytestmark = [pytest.mark.slow, pytest.mark.live]
 
@@ -77,6 +83,38 @@ def test_queue_keeps_its_promises_with_concurrent_annotators(
     assert record.statuses[503] == 0
     assert_exercised(record)
     check_database(url, seeded, record, items=ITEMS, overlap=OVERLAP)
+
+
+def test_adaptive_batch_keeps_its_promises_with_concurrent_annotators_and_a_quota(
+    backend: str, databases: DatabaseFactory
+) -> None:
+    """The same run on an adaptive batch (2 to 3 annotations, helpfulness gating: random
+    answers agree half the time) with a per-annotator quota, served by two worker processes
+    on both backends. Every item must end complete by the rule, none above the overlap, no
+    one above the quota, and items must end with both 2 and 3 annotations."""
+    url = migrated(databases.new_url())
+    quota = 12  # 30 x 12 places for at most 180 annotations: the batch can still complete
+    seeded = seed(
+        url,
+        items=ITEMS,
+        overlap=OVERLAP,
+        annotators=ANNOTATORS,
+        lease_seconds=LEASE_SECONDS,
+        options={"overlap_min": 2, "gating": ["helpfulness"], "max_items_per_annotator": quota},
+    )
+    record = Record()
+    with app_server(url, workers=2, secret=SECRET) as base:
+        threads = run_annotators(
+            base, seeded, record, lease_seconds=LEASE_SECONDS, timeout=RUN_TIMEOUT
+        )
+        for thread in threads:
+            thread.join()
+        print(f"{backend} adaptive:", record.summary())
+    assert_clean(record)
+    assert record.outcomes["unchanged"] > 0 and record.statuses[204] >= ANNOTATORS
+    sizes = check_adaptive(url, seeded, record, items=ITEMS, quota=quota)
+    assert record.outcomes["created"] == sum(n * count for n, count in sizes.items())
+    assert set(sizes) == {2, 3}, sizes
 
 
 def test_queue_keeps_its_promises_through_a_killed_worker_and_on_two_servers(

@@ -22,9 +22,11 @@ from sqlalchemy.orm import Session
 from app.annotations.models import Annotation
 from app.auth.models import User
 from app.auth.service import create_token
-from app.batches.models import Assignment, BatchItem
+from app.batches.models import Assignment, Batch, BatchItem
 from app.batches.service import add_member, create_batch
+from app.projects.models import Project
 from app.projects.taxonomy import PKU_SAFERLHF_19
+from app.queue.targets import batch_rule, target
 from tests.support.queue_factory import quick_users, seed_project
 
 
@@ -35,13 +37,27 @@ class Seeded:
     user_ids: list[int]
 
 
-def seed(url: str, *, items: int, overlap: int, annotators: int, lease_seconds: int) -> Seeded:
+def seed(
+    url: str,
+    *,
+    items: int,
+    overlap: int,
+    annotators: int,
+    lease_seconds: int,
+    options: dict[str, Any] | None = None,
+) -> Seeded:
+    """`options`: the batch's adaptive overlap and quota options, if any."""
     engine = create_engine(url)
     try:
         with Session(engine) as session, session.begin():
             project, _ = seed_project(session, items)
             batch = create_batch(
-                session, project, "load", overlap=overlap, lease_seconds=lease_seconds
+                session,
+                project,
+                "load",
+                overlap=overlap,
+                lease_seconds=lease_seconds,
+                options=options,
             )
             users = quick_users(session, annotators, prefix="load")
             tokens = []
@@ -350,7 +366,8 @@ def run_annotators(
 
 
 def check_database(url: str, seeded: Seeded, record: Record, *, items: int, overlap: int) -> None:
-    """The queue's promises, read back from the database after the run."""
+    """The queue's promises, read back from the database after the run (a fixed overlap:
+    every item has exactly `overlap` annotations)."""
     engine = create_engine(url)
     try:
         with Session(engine) as session:
@@ -370,6 +387,67 @@ def check_database(url: str, seeded: Seeded, record: Record, *, items: int, over
                 ).all()
             )
             assert len(counted) == items and set(counted.values()) == {overlap}, counted
+    finally:
+        engine.dispose()
+    check_promises(url, seeded, record)
+
+
+def check_adaptive(
+    url: str, seeded: Seeded, record: Record, *, items: int, quota: int | None
+) -> Counter[int]:
+    """The promises of an adaptive batch after the run: every item complete by the rule of
+    app/queue/targets.py (recomputed here from its stored annotations), between overlap_min
+    and overlap annotations, none above; no member above their quota. Returns how many items
+    ended with each number of annotations."""
+    engine = create_engine(url)
+    try:
+        with Session(engine) as session:
+            batch, project = session.execute(
+                select(Batch, Project).join(Project).where(Batch.id == seeded.batch_id)
+            ).one()
+            rule = batch_rule(batch, project)
+            payloads: dict[int, list[dict[str, Any]]] = {}
+            for item_id, payload in session.execute(
+                select(Annotation.item_id, Annotation.payload).where(
+                    Annotation.batch_id == seeded.batch_id
+                )
+            ):
+                payloads.setdefault(item_id, []).append(payload)
+            rows = session.execute(
+                select(
+                    BatchItem.item_id, BatchItem.taken, BatchItem.submitted, BatchItem.wanted
+                ).where(BatchItem.batch_id == seeded.batch_id)
+            ).all()
+            assert len(rows) == items
+            sizes: Counter[int] = Counter()
+            for item_id, taken, submitted, wanted in rows:
+                n = len(payloads.get(item_id, []))
+                assert taken == submitted == n == wanted, (item_id, taken, submitted, n, wanted)
+                assert batch.min_overlap <= n <= batch.overlap, (item_id, n)
+                assert target(payloads[item_id], **rule) == n, (item_id, payloads[item_id])
+                sizes[n] += 1
+            if quota is not None:
+                held = session.execute(
+                    select(Assignment.annotator_id, func.count())
+                    .where(
+                        Assignment.batch_id == seeded.batch_id,
+                        Assignment.status.in_(("leased", "submitted")),
+                    )
+                    .group_by(Assignment.annotator_id)
+                ).all()
+                assert max(count for _, count in held) <= quota, held
+    finally:
+        engine.dispose()
+    check_promises(url, seeded, record)
+    return sizes
+
+
+def check_promises(url: str, seeded: Seeded, record: Record) -> None:
+    """No one twice on an item, no live lease left, every acknowledged submit stored as sent
+    and nothing else stored."""
+    engine = create_engine(url)
+    try:
+        with Session(engine) as session:
             twice = session.execute(
                 select(Assignment.item_id, Assignment.annotator_id, func.count())
                 .where(Assignment.batch_id == seeded.batch_id)

@@ -15,6 +15,7 @@ DECLARE
     v_overlap int;
     v_seconds int;
     v_gold_rate float8;
+    v_quota int;
     v_until timestamptz;
     v_id int;
     v_item int;
@@ -28,8 +29,8 @@ BEGIN
         RETURN NEXT;
         RETURN;
     END IF;
-    SELECT b.is_open, b.overlap, b.lease_seconds, b.gold_rate
-      INTO v_open, v_overlap, v_seconds, v_gold_rate
+    SELECT b.is_open, b.overlap, b.lease_seconds, b.gold_rate, b.max_items_per_annotator
+      INTO v_open, v_overlap, v_seconds, v_gold_rate, v_quota
       FROM batches b WHERE b.id = p_batch;
     IF NOT FOUND THEN
         outcome := 'no_batch';
@@ -75,6 +76,16 @@ BEGIN
         ELSE
             v_id := NULL;
         END IF;
+    END IF;
+    -- At their quota (live-or-submitted assignments, counted under the membership lock):
+    -- nothing more for them.
+    IF v_id IS NULL AND v_quota IS NOT NULL AND v_quota <= (
+        SELECT count(*) FROM assignments a
+         WHERE a.batch_id = p_batch AND a.annotator_id = p_user
+           AND a.status IN ('leased', 'submitted') AND NOT a.is_qualification) THEN
+        outcome := 'empty';
+        RETURN NEXT;
+        RETURN;
     END IF;
     IF v_id IS NULL THEN
         IF p_sweep THEN

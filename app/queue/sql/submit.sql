@@ -21,8 +21,9 @@ DECLARE
     v_gold bool;
     v_open bool;
     v_overlap int;
+    v_adaptive bool;
     v_submitted_at timestamptz;
-    v_taken int;
+    v_taken int;  -- free slots below the item's target, for a retake
     v_live bool;
     v_ann annotations;
     v_excluded bool;
@@ -47,8 +48,9 @@ BEGIN
     ann_batch := v_batch;
     -- Read after the lock: sees what a concurrent request of the same person committed.
     SELECT a.status, a.item_id, a.is_gold, a.submitted_at, b.is_open, b.overlap,
-           b.gold_floor IS NOT NULL AND b.gold_floor_excludes
-      INTO v_status, v_item, v_gold, v_submitted_at, v_open, v_overlap, v_floor
+           b.gold_floor IS NOT NULL AND b.gold_floor_excludes,
+           coalesce(b.overlap_min, b.overlap) < b.overlap
+      INTO v_status, v_item, v_gold, v_submitted_at, v_open, v_overlap, v_floor, v_adaptive
       FROM assignments a JOIN batches b ON b.id = a.batch_id WHERE a.id = p_assignment;
     IF NOT v_open THEN
         outcome := 'closed';
@@ -87,6 +89,13 @@ BEGIN
             INSERT INTO annotation_revisions (annotation_id, revision, payload, duration_ms,
                                               created_at)
             VALUES (v_ann.id, v_ann.revision, p_payload, p_duration, p_now);
+            IF v_adaptive THEN
+                -- Another answer may change whether the item is complete.
+                PERFORM 1 FROM batch_items
+                  WHERE batch_id = v_batch AND item_id = v_item FOR NO KEY UPDATE;
+                UPDATE batch_items SET wanted = safepref_target(v_batch, v_item)
+                 WHERE batch_id = v_batch AND item_id = v_item;
+            END IF;
             outcome := 'revised';
         END IF;
     ELSE
@@ -95,9 +104,9 @@ BEGIN
         v_live := FOUND;
         IF NOT v_live THEN
             -- Expired, possibly a moment ago: take a slot again if one is free.
-            SELECT bi.taken INTO v_taken FROM batch_items bi
+            SELECT least(bi.wanted, v_overlap) - bi.taken INTO v_taken FROM batch_items bi
              WHERE bi.batch_id = v_batch AND bi.item_id = v_item FOR NO KEY UPDATE;
-            IF v_taken IS NULL OR (v_taken >= v_overlap AND NOT v_gold) THEN
+            IF v_taken IS NULL OR (v_taken <= 0 AND NOT v_gold) THEN
                 outcome := 'gone';
                 detail := v_overlap::text;
                 RETURN NEXT;
@@ -121,6 +130,12 @@ BEGIN
         IF v_live THEN
             -- Last: the batch item's row lock (the hottest row) is held only until commit.
             UPDATE batch_items SET submitted = submitted + 1
+             WHERE batch_id = v_batch AND item_id = v_item;
+        END IF;
+        IF v_adaptive THEN
+            -- Under the row lock taken above, in a statement of its own: it sees every
+            -- annotation of the item committed before the lock was granted.
+            UPDATE batch_items SET wanted = safepref_target(v_batch, v_item)
              WHERE batch_id = v_batch AND item_id = v_item;
         END IF;
         outcome := 'created';
