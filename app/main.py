@@ -39,6 +39,8 @@ from app.ops.observe import RequestObserver, configure_request_log
 from app.projects import pages as project_pages
 from app.projects import router as projects_router
 from app.queue.postgres import HotPool
+from app.reviews import pages as review_pages
+from app.reviews import router as reviews_router
 from app.web import api_docs, home
 from app.web.bodies import BodyLimits
 from app.web.errors import install_error_handlers
@@ -86,6 +88,8 @@ def create_app() -> FastAPI:
         app.include_router(module.router)
     app.include_router(consensus_router.router)
     app.include_router(exports_router.router)
+    app.include_router(reviews_router.router)
+    app.include_router(review_pages.router)
     app.include_router(auth_router.router)
     # The full annotation page; included first, so it serves /assignments/{id} (issue 5).
     app.include_router(annotation_pages.router)

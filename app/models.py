@@ -7,6 +7,7 @@ from app.db import Base
 from app.exports.keys import InstanceKey
 from app.items.models import GoldLabel, Item, ReferenceLabel, Response
 from app.projects.models import GuidelineVersion, Project
+from app.reviews.models import Review
 
 __all__ = [
     "Adjudication",
@@ -27,6 +28,7 @@ __all__ = [
     "Project",
     "ReferenceLabel",
     "Response",
+    "Review",
     "SetupToken",
     "User",
 ]

@@ -23,7 +23,8 @@ PACKAGE = "app"
 # The ORM tables of every domain form one layer: they describe the schema, import nothing but
 # the foundation, and any service may read any table (app/models.py gathers them).
 TABLES = tuple(
-    f"app.{domain}.models" for domain in ("auth", "projects", "items", "batches", "annotations")
+    f"app.{domain}.models"
+    for domain in ("auth", "projects", "items", "batches", "annotations", "reviews")
 )
 # The HTTP adapters (JSON routers, HTML pages and the annotation page's form presenters) of
 # every domain sit above all services:
@@ -51,6 +52,8 @@ HTTP = tuple(
         "exports.pages",
         "dashboard.router",
         "dashboard.pages",
+        "reviews.router",
+        "reviews.pages",
     )
 )
 
@@ -81,6 +84,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("imports", ("app.imports",)),
     ("exports", ("app.exports",)),
     ("dashboard", ("app.dashboard",)),
+    ("reviews", ("app.reviews",)),
     ("demo", ("app.demo",)),
     ("ops", ("app.ops",)),
     ("web", ("app.web",)),

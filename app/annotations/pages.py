@@ -51,6 +51,7 @@ from app.items.models import Item
 from app.projects.category_help import category_help
 from app.projects.guidelines import change_notice
 from app.queue import front, views
+from app.reviews.service import review_states
 from app.web.bodies import reads_without_credentials
 
 router = APIRouter(tags=["pages"], include_in_schema=False)
@@ -442,6 +443,7 @@ def my_work_page(
     ctx = {
         "batch": batch,
         "rows": rows,
+        "reviews": review_states(session, [ann.id for _, ann, _ in rows if ann is not None]),
         "progress": page_progress(session, batch, user.id),
         "saved": saved,
         "unchanged": unchanged,

@@ -53,6 +53,8 @@ class Batch(Base):
         CheckConstraint("overlap >= 1", name="overlap_positive"),
         CheckConstraint("lease_seconds >= 1", name="lease_positive"),
         CheckConstraint("gold_rate >= 0 AND gold_rate <= 1", name="gold_rate_share"),
+        CheckConstraint("review_rate >= 0 AND review_rate <= 1", name="review_rate_share"),
+        CheckConstraint("min_seconds IS NULL OR min_seconds >= 0", name="min_seconds_valid"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -65,6 +67,10 @@ class Batch(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     # Archived (app/projects/archive.py): closed, hidden from annotators and default lists.
     archived_at: Mapped[datetime | None] = mapped_column(default=None)
+    # Review (app/reviews/): the share of each annotator's work spot-checked, and the time
+    # under which a submitted annotation is flagged as too fast (None: no such flag).
+    review_rate: Mapped[float] = mapped_column(default=0.0, server_default="0")
+    min_seconds: Mapped[float | None] = mapped_column(default=None)
 
 
 class BatchMember(Base):

@@ -41,6 +41,8 @@ def batch_out(summary: service.BatchSummary) -> BatchOut:
         overlap=b.overlap,
         lease_seconds=b.lease_seconds,
         is_open=b.is_open,
+        review_rate=b.review_rate,
+        min_seconds=b.min_seconds,
         created_at=b.created_at,
         items=summary.items,
         submitted=summary.submitted,
@@ -107,7 +109,13 @@ def update_batch(
 ) -> BatchOut:
     batch = service.get_batch(session, batch_id)
     service.update_batch(
-        session, batch, name=body.name, overlap=body.overlap, lease_seconds=body.lease_seconds
+        session,
+        batch,
+        name=body.name,
+        overlap=body.overlap,
+        lease_seconds=body.lease_seconds,
+        review_rate=body.review_rate,
+        min_seconds=body.min_seconds if "min_seconds" in body.model_fields_set else service.UNSET,
     )
     return _summary(session, batch)
 

@@ -38,6 +38,10 @@ class BatchUpdate(BaseModel):
     # Raising the overlap is safe at any time; lowering it could leave items above k.
     overlap: int | None = Field(default=None, ge=1, le=MAX_OVERLAP)
     lease_seconds: int | None = Field(default=None, ge=1, le=MAX_LEASE_SECONDS)
+    # Review (docs/admins/quality-control.md): spot-check share, and the time under which an
+    # annotation is flagged as too fast (null turns that flag off).
+    review_rate: float | None = Field(default=None, ge=0, le=1)
+    min_seconds: float | None = Field(default=None, ge=0, le=MAX_LEASE_SECONDS)
 
 
 class ProgressOut(BaseModel):
@@ -66,6 +70,8 @@ class BatchOut(BaseModel):
     overlap: int
     lease_seconds: int
     is_open: bool
+    review_rate: float = 0.0
+    min_seconds: float | None = None
     created_at: datetime
     items: int
     submitted: int

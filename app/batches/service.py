@@ -148,6 +148,13 @@ def set_open(session: Session, batch: Batch, is_open: bool) -> Batch:
     return batch
 
 
+class Unset:
+    """A field left out of an update, apart from one set to null."""
+
+
+UNSET = Unset()
+
+
 def update_batch(
     session: Session,
     batch: Batch,
@@ -155,6 +162,8 @@ def update_batch(
     name: str | None = None,
     overlap: int | None = None,
     lease_seconds: int | None = None,
+    review_rate: float | None = None,
+    min_seconds: float | Unset | None = UNSET,
 ) -> Batch:
     if name is not None and name.strip() != batch.name:
         name = name.strip()
@@ -177,6 +186,14 @@ def update_batch(
         if lease_seconds < 1:
             raise Invalid("lease_seconds: must be at least 1")
         batch.lease_seconds = lease_seconds
+    if review_rate is not None:
+        if not 0 <= review_rate <= 1:
+            raise Invalid("review_rate: must be between 0 and 1")
+        batch.review_rate = review_rate
+    if not isinstance(min_seconds, Unset):
+        if min_seconds is not None and min_seconds < 0:
+            raise Invalid("min_seconds: must not be negative")
+        batch.min_seconds = min_seconds
     session.flush()
     return batch
 
