@@ -1,0 +1,150 @@
+"""The review stage in real headless Chromium against a live server, on both backends.
+
+A reviewer works without JavaScript and with the keyboard; the annotator revises with it on.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from tests.support.browserkit import login
+
+pytestmark = [pytest.mark.browser, pytest.mark.live]
+
+PASSWORD = "review-pw-123"
+
+
+@dataclass
+class ReviewWorld:
+    batch_id: int
+    annotator: str
+    reviewer: str
+    assignment_id: int
+    annotation_id: int
+
+
+def review_world(live_server: Any, *, overlap: int = 1, extra_annotators: int = 0) -> ReviewWorld:
+    """A batch of one item of two answers, annotated once, with a reviewer; everything else
+    through the pages."""
+    from app.auth.service import create_user
+    from app.batches.service import add_member, create_batch
+    from tests.support.queue_factory import seed_project
+    from tests.support.review_factory import annotate
+
+    tag = uuid.uuid4().hex[:6]
+    with live_server.session() as s:
+        project, _ = seed_project(s, 1, name=f"review-{tag}")
+        batch = create_batch(s, project, "reviewed", overlap=overlap)
+        batch.review_rate = 1.0
+        annotator = create_user(s, f"ann-{tag}", PASSWORD, "annotator")
+        reviewer = create_user(s, f"rev-{tag}", PASSWORD, "reviewer")
+        for person in (annotator, reviewer):
+            add_member(s, batch, person)
+        for n in range(extra_annotators):
+            add_member(s, batch, create_user(s, f"ann{n}-{tag}", PASSWORD, "annotator"))
+        annotation = annotate(s, batch, annotator)
+        return ReviewWorld(
+            batch.id,
+            annotator.username,
+            reviewer.username,
+            annotation.assignment_id,
+            annotation.id,
+        )
+
+
+def statuses(live_server: Any, annotation_id: int) -> list[tuple[int, str]]:
+    from app.reviews.models import Review
+
+    with live_server.session() as s:
+        rows = s.execute(
+            select(Review.revision, Review.status)
+            .where(Review.annotation_id == annotation_id)
+            .order_by(Review.revision)
+        ).all()
+        return [(revision, status) for revision, status in rows]
+
+
+def focused_id(page: Any) -> str:
+    return str(page.evaluate("document.activeElement && document.activeElement.id"))
+
+
+def test_reject_revise_accept(open_page: Any, live_server: Any) -> None:
+    world = review_world(live_server)
+    reviewer = open_page(js=False)
+    login(reviewer, world.reviewer, PASSWORD, keyboard=True)
+    reviewer.goto(f"/batches/{world.batch_id}/review")
+    assert focused_id(reviewer) == "next-review"
+    with reviewer.expect_navigation():
+        reviewer.keyboard.press("Enter")
+    assert reviewer.text_content("#review-reason") == "Random spot check"
+    shown = reviewer.text_content("#review-annotator") or ""
+    assert shown.startswith("a-") and world.annotator not in reviewer.content()
+    # Keyboard only: the focus starts on Accept; the note is one Shift+Tab back.
+    assert focused_id(reviewer) == "accept"
+    reviewer.keyboard.press("Shift+Tab")
+    assert focused_id(reviewer) == "review-note"
+    reviewer.keyboard.type("Response B is unsafe: mark it and rank it last.")
+    reviewer.keyboard.press("Tab")  # Accept
+    reviewer.keyboard.press("Tab")  # Return to annotator
+    assert focused_id(reviewer) == "reject"
+    with reviewer.expect_navigation():
+        reviewer.keyboard.press("Enter")
+    assert "returned to its annotator" in (reviewer.text_content("#decided-notice") or "")
+    assert reviewer.is_visible("#review-empty")
+    assert statuses(live_server, world.annotation_id) == [(1, "rejected")]
+
+    # The annotator finds the note in My work and revises the item.
+    annotator = open_page(js=True)
+    login(annotator, world.annotator, PASSWORD)
+    annotator.goto(f"/batches/{world.batch_id}/mine")
+    note = annotator.text_content(f"#returned-{world.assignment_id}") or ""
+    assert "Response B is unsafe" in note
+    with annotator.expect_navigation():
+        annotator.click(f"#a{world.assignment_id} a")
+    ids = [
+        int(x)
+        for x in annotator.eval_on_selector_all(
+            "#annotate .answer", "els => els.map(e => e.dataset.response)"
+        )
+    ]
+    current = annotator.eval_on_selector(
+        "input[name=helpfulness_1]:checked", "e => Number(e.value)"
+    )
+    other = next(i for i in ids if i != current)
+    annotator.check(f"input[name=helpfulness_1][value='{other}']")
+    with annotator.expect_navigation():
+        annotator.click("#submit-button")
+    annotator.goto(f"/batches/{world.batch_id}/mine")
+    assert "waiting for review" in (annotator.text_content(f"#a{world.assignment_id}") or "")
+
+    # The revision comes back to review first, with the earlier note; Enter accepts it.
+    with reviewer.expect_navigation():
+        reviewer.click("#next-review")
+    assert reviewer.text_content("#review-reason") == "Revised after being returned"
+    assert "Response B is unsafe" in (reviewer.text_content("#previous-note") or "")
+    assert focused_id(reviewer) == "accept"
+    with reviewer.expect_navigation():
+        reviewer.keyboard.press("Enter")
+    assert statuses(live_server, world.annotation_id) == [(1, "rejected"), (2, "accepted")]
+    annotator.goto(f"/batches/{world.batch_id}/mine")
+    assert "Accepted in review" in (annotator.text_content(f"#a{world.assignment_id}") or "")
+
+
+def test_reject_without_a_note_keeps_the_page(open_page: Any, live_server: Any) -> None:
+    world = review_world(live_server)
+    page = open_page(js=False, allow_status=(422,))
+    login(page, world.reviewer, PASSWORD)
+    page.goto(f"/batches/{world.batch_id}/review")
+    with page.expect_navigation():
+        page.click("#next-review")
+    with page.expect_navigation() as refused:
+        page.click("#reject")
+    assert refused.value.status == 422
+    assert "note" in (page.text_content("#review-error") or "")
+    assert page.is_visible("#review-form")
+    assert statuses(live_server, world.annotation_id) == [(1, "leased")]
