@@ -39,7 +39,7 @@ def test_batch_takes_review_rate_and_minimum_time(
 
 
 def test_next_and_decide_shapes_and_refusals(
-    db: Session, client: TestClient, make_user: MakeUser
+    db: Session, client: TestClient, make_user: MakeUser, admin_headers: dict[str, str]
 ) -> None:
     batch, (annotator,) = world(db, 2, 1, overlap=1)
     batch.review_rate = 1.0
@@ -100,3 +100,12 @@ def test_next_and_decide_shapes_and_refusals(
     assert (
         client.post("/api/v1/batches/999999/reviews/next", headers=bearer(token)).status_code == 404
     )
+
+    # The dashboard shows the outcome per annotator (one decision: returned).
+    page = client.get(f"/batches/{batch.id}/dashboard", headers=admin_headers)
+    assert page.status_code == 200
+    row = page.text.split('id="review-outcomes"', 1)[1].split(
+        f'data-annotator="{annotator.username}"', 1
+    )[1]
+    cells = [c.split("</td>")[0].rsplit(">", 1)[-1] for c in row.split("<td")[2:6]]
+    assert cells == ["1", "0%", "1", "0"]
