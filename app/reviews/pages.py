@@ -16,7 +16,7 @@ from app.auth.access import allow
 from app.auth.dependencies import CurrentUser
 from app.core.templating import render
 from app.db import DbSession
-from app.errors import Conflict, Forbidden, Invalid
+from app.errors import Conflict, Invalid
 from app.reviews import queue, service
 
 router = APIRouter(tags=["pages"], include_in_schema=False)
@@ -77,10 +77,7 @@ def decide_page(
     decision: Annotated[str, Form(max_length=16)],
     note: Annotated[str, Form(max_length=service.MAX_NOTE)] = "",
 ) -> Response:
-    review = service.held_review(session, review_id, user)
-    if not user.may_review:
-        raise Forbidden("reviewers and admins only")
-    batch_id = review.batch_id
+    batch_id = service.held_review(session, review_id, user).batch_id
     try:
         service.decide(session, review_id, user, decision, note)
     except (Invalid, Conflict) as refused:

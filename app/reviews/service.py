@@ -20,6 +20,7 @@ from app.items.models import Item, Response
 from app.projects.models import Project
 from app.queue.results import load_item, ordered_responses
 from app.reviews.models import Review, ReviewStatus
+from app.reviews.queue import reviewable_batch
 
 Decision = Literal["accept", "reject", "exclude"]
 DECISIONS: tuple[Decision, ...] = ("accept", "reject", "exclude")
@@ -124,6 +125,7 @@ def decide(
     if decision == "reject" and not note:
         raise Invalid("note: a rejection needs a note telling the annotator what to change")
     review = held_review(session, review_id, reviewer, lock=True)
+    reviewable_batch(session, review.batch_id, reviewer)  # still a member, still a reviewer
     if review.status not in (ReviewStatus.LEASED.value, ReviewStatus.EXPIRED.value):
         raise Conflict(f"review {review_id} is already decided ({review.status})")
     revision = session.scalar(

@@ -148,3 +148,26 @@ def test_reject_without_a_note_keeps_the_page(open_page: Any, live_server: Any) 
     assert "note" in (page.text_content("#review-error") or "")
     assert page.is_visible("#review-form")
     assert statuses(live_server, world.annotation_id) == [(1, "leased")]
+
+
+def test_review_page_refuses_annotators_and_outsiders(open_page: Any, live_server: Any) -> None:
+    from app.auth.service import create_user
+
+    world = review_world(live_server)
+    tag = uuid.uuid4().hex[:6]
+    with live_server.session() as s:
+        create_user(s, f"out-{tag}", PASSWORD, "reviewer")
+    page = open_page(js=False, allow_status=(403, 404))
+    login(page, world.annotator, PASSWORD)
+    refused = page.goto(f"/batches/{world.batch_id}/review")
+    assert refused is not None and refused.status == 403
+    assert "reviewers and admins only" in page.content()
+    outsider = open_page(js=False, allow_status=(403, 404))
+    login(outsider, f"out-{tag}", PASSWORD)
+    hidden = outsider.goto(f"/batches/{world.batch_id}/review")
+    assert hidden is not None and hidden.status == 404
+    # The admin may review any batch.
+    admin = open_page(js=False)
+    login(admin, "admin")
+    shown = admin.goto(f"/batches/{world.batch_id}/review")
+    assert shown is not None and shown.status == 200 and admin.is_visible("#next-review")

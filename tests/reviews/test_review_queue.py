@@ -187,3 +187,19 @@ def test_spot_check_is_fair_per_annotator_and_deterministic(db: Session) -> None
         service.decide(db, review.id, reviewer, "accept", None)
     ids = [r.annotation_id for r in drawn]
     assert len(ids) == len(set(ids)) == 3  # ceil(0.5 x 4) = 2, ceil(0.5 x 2) = 1
+
+
+def test_a_reviewer_removed_from_the_batch_cannot_decide(db: Session) -> None:
+    from app.batches.models import BatchMember
+
+    batch, (a,) = world(db, 1, 1, overlap=1)
+    batch.review_rate = 1.0
+    annotate(db, batch, a)
+    reviewer = reviewer_of(db, batch)
+    review = queue.next_review(db, batch, reviewer)
+    assert review is not None
+    db.delete(db.get_one(BatchMember, (batch.id, reviewer.id)))
+    db.flush()
+    with pytest.raises(NotFound):
+        service.decide(db, review.id, reviewer, "accept", None)
+    assert review.status == "leased"
