@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -187,12 +188,12 @@ def update_batch(
             raise Invalid("lease_seconds: must be at least 1")
         batch.lease_seconds = lease_seconds
     if review_rate is not None:
-        if not 0 <= review_rate <= 1:
+        if not (math.isfinite(review_rate) and 0 <= review_rate <= 1):
             raise Invalid("review_rate: must be between 0 and 1")
         batch.review_rate = review_rate
     if not isinstance(min_seconds, Unset):
-        if min_seconds is not None and min_seconds < 0:
-            raise Invalid("min_seconds: must not be negative")
+        if min_seconds is not None and not (math.isfinite(min_seconds) and min_seconds >= 0):
+            raise Invalid("min_seconds: must be a number of seconds, 0 or more")
         batch.min_seconds = min_seconds
     session.flush()
     return batch

@@ -109,3 +109,37 @@ def test_next_and_decide_shapes_and_refusals(
     )[1]
     cells = [c.split("</td>")[0].rsplit(">", 1)[-1] for c in row.split("<td")[2:6]]
     assert cells == ["1", "0%", "1", "0"]
+
+
+def test_batch_page_sets_the_review_settings(
+    db: Session, client: TestClient, make_user: MakeUser
+) -> None:
+    from tests.support.authkit import logged_in
+
+    batch, _ = world(db, 1, 1)
+    admin, _ = make_user(role="admin")
+    db.commit()
+    csrf = logged_in(client, admin.username)
+    url = f"/batches/{batch.id}/review-settings"
+    saved = client.post(
+        url,
+        data={"review_percent": "12.5", "min_seconds": "8", "csrf_token": csrf},
+        follow_redirects=False,
+    )
+    assert saved.status_code == 303
+    db.refresh(batch)
+    assert batch.review_rate == 0.125 and batch.min_seconds == 8
+    page = client.get(f"/batches/{batch.id}")
+    assert 'name="review_percent"' in page.text and 'value="12.5"' in page.text
+    for bad in ({"review_percent": "150"}, {"review_percent": "5", "min_seconds": "nan"}):
+        refused = client.post(url, data={**bad, "csrf_token": csrf}, follow_redirects=False)
+        assert refused.status_code == 422, refused.text
+        assert ("min_seconds" if "min_seconds" in bad else "review_percent") in refused.text
+    off = client.post(
+        url,
+        data={"review_percent": "0", "min_seconds": "", "csrf_token": csrf},
+        follow_redirects=False,
+    )
+    assert off.status_code == 303
+    db.refresh(batch)
+    assert batch.review_rate == 0 and batch.min_seconds is None
