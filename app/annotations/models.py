@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, Text, UniqueConstraint
+from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db import Base, utcnow
@@ -40,6 +40,14 @@ class Annotation(Base):
     # the same way. No foreign key: SQLite cannot add one to an existing table without
     # rebuilding it, and versions are only ever deleted with their project (and its batches).
     guideline_version_id: Mapped[int | None] = mapped_column(default=None)
+    # Excluded annotations are kept but no longer counted (app/annotations/counted.py): their
+    # slot went back to the queue. `exclusion_kind` says who excluded it ('member': the
+    # annotator's exclusion from the batch, undone when they are included again; 'review': a
+    # reviewer's decision on this one annotation), so including a member again restores only
+    # what excluding them did.
+    excluded_at: Mapped[datetime | None] = mapped_column(default=None)
+    exclusion_kind: Mapped[str | None] = mapped_column(String(16), default=None)
+    exclusion_reason: Mapped[str | None] = mapped_column(Text, default=None)
 
 
 class AnnotationRevision(Base):

@@ -71,6 +71,12 @@ class Batch(Base):
     # under which a submitted annotation is flagged as too fast (None: no such flag).
     review_rate: Mapped[float] = mapped_column(default=0.0, server_default="0")
     min_seconds: Mapped[float | None] = mapped_column(default=None)
+    # Gold floor (app/dashboard/gold_floor.py): a member whose gold accuracy is below
+    # `gold_floor` after at least `gold_floor_min_answers` gold answers is flagged, or
+    # excluded when `gold_floor_excludes` is set. No floor when null.
+    gold_floor: Mapped[float | None] = mapped_column(default=None)
+    gold_floor_min_answers: Mapped[int] = mapped_column(default=10, server_default="10")
+    gold_floor_excludes: Mapped[bool] = mapped_column(default=False, server_default=false())
 
 
 class BatchMember(Base):
@@ -83,6 +89,10 @@ class BatchMember(Base):
         ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, index=True
     )
     added_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Excluded by an admin (app/queue/exclusion.py): still a member, never served again, and
+    # their annotations in the batch no longer counted until they are included again.
+    excluded_at: Mapped[datetime | None] = mapped_column(default=None)
+    exclusion_reason: Mapped[str | None] = mapped_column(Text, default=None)
 
 
 class BatchItem(Base):

@@ -26,6 +26,7 @@ import orjson
 from sqlalchemy import Text, cast, exists, func, select
 from sqlalchemy.orm import Session
 
+from app.annotations.counted import counted
 from app.annotations.models import Adjudication, Annotation
 from app.auth.models import User
 from app.batches.models import Assignment, AssignmentStatus, Batch, BatchItem
@@ -258,6 +259,7 @@ def _pages(
                         Annotation.batch_id == batch_id,
                         Annotation.item_id >= lo,
                         Annotation.item_id <= hi,
+                        counted(),
                     )
                     .order_by(Annotation.item_id, Annotation.id),
                 )

@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.annotations.counted import counted
 from app.annotations.models import Adjudication, Annotation
 from app.annotations.schemas import AnnotationIn
 from app.annotations.validation import validate_annotation
@@ -165,7 +166,7 @@ def item_consensus_view(session: Session, batch_id: int, item_id: int) -> ItemCo
     rows = session.execute(
         select(Annotation, User.username)
         .join(User, User.id == Annotation.annotator_id)
-        .where(Annotation.batch_id == batch_id, Annotation.item_id == item_id)
+        .where(Annotation.batch_id == batch_id, Annotation.item_id == item_id, counted())
         .order_by(Annotation.id)
     )
     annotations = [(a, name) for a, name in rows]

@@ -20,6 +20,7 @@ from sqlalchemy import Text, cast, select
 from sqlalchemy.orm import Session
 from starlette.datastructures import FormData
 
+from app.annotations.counted import counted
 from app.annotations.models import Adjudication, Annotation
 from app.batches.models import Batch, BatchItem
 from app.consensus.aggregate import item_consensus
@@ -72,6 +73,7 @@ def compute_disagreements(session: Session, batch_id: int) -> list[Disagreement]
                 Annotation.batch_id == batch_id,
                 Annotation.item_id >= ids[0],
                 Annotation.item_id <= ids[-1],
+                counted(),
             )
             .order_by(Annotation.item_id, Annotation.id),
         )

@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from app.annotations.counted import counted
 from app.annotations.models import Annotation
 from app.auth.models import User
 from app.batches.models import Batch, BatchItem
@@ -115,18 +116,24 @@ def to_ids(key: Mapping[str, Any], ids: Mapping[int, int]) -> dict[str, Any]:
     return out
 
 
-def gold_scores(session: Session, batch_id: int) -> dict[int, GoldScore]:
-    """Per annotator: accuracy against the answer keys of the batch's gold items."""
-    rows = session.execute(
+def gold_scores(
+    session: Session, batch_id: int, *, annotator_id: int | None = None
+) -> dict[int, GoldScore]:
+    """Per annotator (or only `annotator_id`): accuracy against the answer keys of the
+    batch's gold items, on counted annotations."""
+    query = (
         select(Annotation.annotator_id, Annotation.item_id, Annotation.payload, GoldLabel.payload)
         .join(
             BatchItem,
             (BatchItem.batch_id == Annotation.batch_id) & (BatchItem.item_id == Annotation.item_id),
         )
         .join(GoldLabel, GoldLabel.item_id == Annotation.item_id)
-        .where(Annotation.batch_id == batch_id, BatchItem.is_gold.is_(True))
+        .where(Annotation.batch_id == batch_id, BatchItem.is_gold.is_(True), counted())
         .order_by(Annotation.id)
-    ).all()
+    )
+    if annotator_id is not None:
+        query = query.where(Annotation.annotator_id == annotator_id)
+    rows = session.execute(query).all()
     item_ids = {item_id for _, item_id, _, _ in rows}
     positions: dict[int, dict[int, int]] = {}
     for item_id, rid, position in session.execute(

@@ -18,6 +18,7 @@ from typing import Any, Literal
 from sqlalchemy import Engine, String, cast, func, select, text
 from sqlalchemy.orm import Session
 
+from app.annotations.counted import counted
 from app.annotations.models import Annotation
 from app.auth.models import User
 from app.batches.models import Assignment, AssignmentStatus, Batch, BatchItem
@@ -124,9 +125,14 @@ def fingerprint(session: Session, batch_id: int) -> Hashable:
     if batch is None:
         raise NotFound(f"no batch {batch_id}")
     annotations = session.execute(
-        select(func.count(), func.max(Annotation.id), func.max(Annotation.updated_at)).where(
-            Annotation.batch_id == batch_id
-        )
+        select(
+            func.count(),
+            func.max(Annotation.id),
+            func.max(Annotation.updated_at),
+            # Exclusions and inclusions (app/queue/exclusion.py) change what counts.
+            func.count(Annotation.excluded_at),
+            func.max(Annotation.excluded_at),
+        ).where(Annotation.batch_id == batch_id)
     ).one()
     skips = session.scalar(
         select(func.count()).where(
@@ -207,6 +213,11 @@ def snapshot(session: Session, batch: Batch, *, wait: bool = True) -> Cached[Sna
     return SNAPSHOTS.get(session, batch.id, wait=wait)
 
 
+# The counted-annotations rule (app/annotations/counted.py) rendered for the raw SQL below.
+_COUNTED = str(counted().compile(compile_kwargs={"literal_binds": True})).replace(
+    "annotations.", "a."
+)
+
 # One pass: each payload is parsed once (jsonb), its response labels kept in a materialised
 # CTE, then counted by severity and, for unsafe labels, by category.
 _DISTRIBUTION_PG = """
@@ -215,7 +226,7 @@ WITH r AS MATERIALIZED (
   FROM annotations a
   JOIN batch_items b ON b.batch_id = a.batch_id AND b.item_id = a.item_id
   CROSS JOIN LATERAL jsonb_array_elements(a.payload::jsonb->'responses') x
-  WHERE a.batch_id = :batch_id AND NOT b.is_gold
+  WHERE a.batch_id = :batch_id AND NOT b.is_gold AND {COUNTED}
 )
 SELECT false, severity, count(*) FROM r GROUP BY severity
 UNION ALL
@@ -223,24 +234,24 @@ SELECT true, c, count(*)
 FROM r CROSS JOIN LATERAL jsonb_array_elements_text(r.categories) c
 WHERE r.severity IS NOT NULL
 GROUP BY c
-"""
+""".replace("{COUNTED}", _COUNTED)
 _SEVERITY_SQLITE = """
 SELECT json_extract(r.value, '$.severity'), count(*)
 FROM annotations a
 JOIN batch_items b ON b.batch_id = a.batch_id AND b.item_id = a.item_id,
      json_each(a.payload, '$.responses') r
-WHERE a.batch_id = :batch_id AND NOT b.is_gold
+WHERE a.batch_id = :batch_id AND NOT b.is_gold AND {COUNTED}
 GROUP BY 1
-"""
+""".replace("{COUNTED}", _COUNTED)
 _CATEGORIES_SQLITE = """
 SELECT c.value, count(*)
 FROM annotations a
 JOIN batch_items b ON b.batch_id = a.batch_id AND b.item_id = a.item_id,
      json_each(a.payload, '$.responses') r,
      json_each(r.value, '$.harm_categories') c
-WHERE a.batch_id = :batch_id AND NOT b.is_gold
+WHERE a.batch_id = :batch_id AND NOT b.is_gold AND {COUNTED}
 GROUP BY 1
-"""
+""".replace("{COUNTED}", _COUNTED)
 
 
 def _distributions_apart(engine: Engine, batch_id: int) -> tuple[dict[str, int], dict[str, int]]:
@@ -279,7 +290,7 @@ def hourly_completions(session: Session, batch_id: int) -> list[tuple[datetime, 
         bucket = func.substr(cast(Annotation.created_at, String), 1, 13)
     rows = session.execute(
         select(bucket.label("hour"), func.count())
-        .where(Annotation.batch_id == batch_id)
+        .where(Annotation.batch_id == batch_id, counted())
         .group_by(bucket)
         .order_by(bucket)
     ).all()

@@ -20,6 +20,7 @@ import orjson
 from sqlalchemy import Text, cast, exists, func, select
 from sqlalchemy.orm import Session
 
+from app.annotations.counted import counted
 from app.annotations.models import Adjudication, Annotation
 from app.batches.models import Assignment, Batch, BatchItem
 from app.consensus.aggregate import item_consensus
@@ -94,7 +95,7 @@ def count_units(session: Session, fmt: ExportFormat, scope: Scope) -> int:
         return 0
     batch_ids = list(scope.batches)
     if fmt == "annotations":
-        query = select(func.count()).where(Annotation.batch_id.in_(batch_ids))
+        query = select(func.count()).where(Annotation.batch_id.in_(batch_ids), counted())
     else:
         query = select(func.count(func.distinct(BatchItem.item_id))).where(
             BatchItem.batch_id.in_(batch_ids)
@@ -207,7 +208,10 @@ def _load_page(
             cast(Annotation.payload, Text),
         )
         .where(
-            Annotation.batch_id.in_(batch_ids), Annotation.item_id >= lo, Annotation.item_id <= hi
+            Annotation.batch_id.in_(batch_ids),
+            Annotation.item_id >= lo,
+            Annotation.item_id <= hi,
+            counted(),
         )
         .order_by(Annotation.id),
     ):
@@ -380,7 +384,7 @@ def _annotation_pages(
                 Assignment.submitted_at,
             )
             .join(Assignment, Assignment.id == Annotation.assignment_id)
-            .where(Annotation.batch_id.in_(batch_ids), Annotation.id > after)
+            .where(Annotation.batch_id.in_(batch_ids), Annotation.id > after, counted())
             .order_by(Annotation.id)
             .limit(page_size)
         ).all()

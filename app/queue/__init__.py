@@ -7,6 +7,10 @@ gives them. docs/contributors/queue.md is the contributor's guide (changing a fu
 edit its .sql file, add a migration with a frozen copy; a test compares the installed
 functions with the files).
 
+Excluded annotations (exclusion.py, an admin's or a reviewer's decision) give their slot
+back: `taken` and `submitted` count only counted annotations, so the item is served again
+until it holds k of them. An excluded member is never served (next and submit refuse them).
+
 Promises: an annotator never gets the same item twice in a batch; an item never has more than
 `overlap` live-or-submitted assignments; an unexpired lease is handed back to its holder;
 expired leases are reclaimed; an acknowledged annotation is never lost or doubled.

@@ -2,8 +2,9 @@
 
 The backend is chosen here and nowhere else (`_hot_pool` for a request, `_on_postgresql` for a
 session): PostgreSQL runs the functions of app/queue/sql/ (app/queue/postgres.py), SQLite the
-ORM implementation (app/queue/orm.py). Skip and member removal run the ORM implementation on
-both: they are rare, and its row locks follow the same lock order (app/queue/__init__.py).
+ORM implementation (app/queue/orm.py). Skip, member removal and exclusion (re-exported from
+app/queue/exclusion.py) run the ORM implementation on both: they are rare, and their row locks
+follow the same lock order (app/queue/__init__.py).
 """
 
 from __future__ import annotations
@@ -26,6 +27,10 @@ from app.auth.models import User
 from app.batches.models import Assignment, Batch, BatchMember
 from app.db import get_session, run_in_session, utcnow
 from app.queue import messages, orm, postgres
+from app.queue.exclusion import exclude_annotations as exclude_annotations
+from app.queue.exclusion import exclude_member as exclude_member
+from app.queue.exclusion import include_annotations as include_annotations
+from app.queue.exclusion import include_member as include_member
 from app.queue.order import claim_draws
 from app.queue.results import (
     Lease,
@@ -165,7 +170,7 @@ def submit(
         .where(Annotation.id == done.annotation_id)
         .execution_options(populate_existing=True)
     ).one()
-    return SubmitResult(assignment, annotation, done.outcome)
+    return SubmitResult(assignment, annotation, done.outcome, done.check_gold_floor)
 
 
 async def submit_for_request(request: Request, assignment_id: int, body: AnnotationIn) -> Stored:

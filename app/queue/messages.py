@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from app.errors import Conflict, DomainError, NotFound, Unauthorized
+from app.errors import Conflict, DomainError, Forbidden, NotFound, Unauthorized
 
 
 class Refusal(StrEnum):
@@ -23,6 +23,8 @@ class Refusal(StrEnum):
     NOT_FOUND = "not_found"  # no such assignment of the caller's (or they left the batch)
     SKIPPED = "skipped"
     GONE = "gone"  # the lease expired and the item has since gone to others
+    EXCLUDED = "excluded"  # the caller is excluded from the batch (app/queue/exclusion.py)
+    ANNOTATION_EXCLUDED = "annotation_excluded"  # no revising an excluded annotation
 
 
 def unauthenticated() -> Unauthorized:
@@ -39,6 +41,20 @@ def not_member_admin(batch_id: int) -> NotFound:
 
 def closed(batch_id: int) -> Conflict:
     return Conflict(f"batch {batch_id} is closed")
+
+
+def excluded(batch_id: int) -> Forbidden:
+    return Forbidden(
+        f"batch {batch_id}: an admin has excluded you from this batch, so it has no more "
+        "work for you; ask the batch's admin if you think this is a mistake"
+    )
+
+
+def annotation_excluded(assignment_id: int) -> Conflict:
+    return Conflict(
+        f"assignment {assignment_id}: this annotation has been excluded from the batch's "
+        "results and can no longer be revised"
+    )
 
 
 def not_skipped(assignment_id: int) -> Conflict:
@@ -85,6 +101,8 @@ def next_refused(code: str, batch_id: int, *, admin_hint: bool) -> DomainError:
             return unauthenticated()
         case Refusal.CLOSED:
             return closed(batch_id)
+        case Refusal.EXCLUDED:
+            return excluded(batch_id)
         case Refusal.NOT_MEMBER_ADMIN if admin_hint:
             return not_member_admin(batch_id)
         case _:
@@ -102,5 +120,9 @@ def submit_refused(code: str, assignment_id: int, batch_id: int, overlap: int) -
             return skipped(assignment_id)
         case Refusal.GONE:
             return gone(assignment_id, overlap)
+        case Refusal.EXCLUDED:
+            return excluded(batch_id)
+        case Refusal.ANNOTATION_EXCLUDED:
+            return annotation_excluded(assignment_id)
         case _:
             return no_assignment(assignment_id)

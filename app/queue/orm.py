@@ -61,19 +61,28 @@ _rng = random.SystemRandom()  # display orders
 def lock_membership(session: Session, batch_id: int, user_id: int) -> bool:
     """Row-locks the caller's membership (the per-annotator lock, first in the lock order);
     False if they are not a member."""
+    return lock_standing(session, batch_id, user_id) is not None
+
+
+def lock_standing(session: Session, batch_id: int, user_id: int) -> bool | None:
+    """`lock_membership` that also tells whether the member is excluded from the batch:
+    None if not a member, else True for an excluded member."""
     found = session.execute(_membership(), {"batch_id": batch_id, "user_id": user_id}).first()
-    return found is not None
+    return None if found is None else found[1] is not None
 
 
 def next_lease(
     session: Session, batch: Batch, user: User, now: datetime, *, admin_hint: bool
 ) -> Lease | None:
     """The caller's next assignment in `batch` (app/queue/front.py `next_assignment`)."""
-    if not lock_membership(session, batch.id, user.id):
+    standing = lock_standing(session, batch.id, user.id)
+    if standing is None:
         refusal = (
             messages.Refusal.NOT_MEMBER_ADMIN if user.is_admin else messages.Refusal.NOT_MEMBER
         )
         raise messages.next_refused(refusal, batch.id, admin_hint=admin_hint)
+    if standing:
+        raise messages.excluded(batch.id)
     if not batch.is_open:
         raise messages.closed(batch.id)
     # A statement of its own, after the lock: under READ COMMITTED its snapshot then sees
@@ -252,8 +261,11 @@ def _lock_own(
     """The caller's own assignment with its batch and project, read after taking the caller's
     membership lock. 404 otherwise, also once the caller is no longer a member of the batch."""
     batch_id = session.scalar(_owner_batch(), {"assignment_id": assignment_id, "user_id": user.id})
-    if batch_id is None or not lock_membership(session, batch_id, user.id):
+    standing = None if batch_id is None else lock_standing(session, batch_id, user.id)
+    if batch_id is None or standing is None:
         raise messages.no_assignment(assignment_id)
+    if standing:  # an excluded member: their leases went back to the queue
+        raise messages.excluded(batch_id)
     # Read in a statement that starts after the lock: under READ COMMITTED it sees what a
     # concurrent request of the same person committed while this one waited.
     row = session.execute(_own_with_context(), {"assignment_id": assignment_id}).one()
@@ -304,7 +316,7 @@ def submit(
     duration_ms, suggestion_viewed = body.duration_ms, body.suggestion_viewed
 
     if assignment.status == SUBMITTED:
-        return _revise(session, assignment, payload, duration_ms, suggestion_viewed, now)
+        return _revise(session, assignment, batch, payload, duration_ms, suggestion_viewed, now)
     if assignment.status == SKIPPED:
         raise messages.skipped(assignment.id)
     was_live = _move(session, assignment, LEASED, SUBMITTED, submitted_at=now)
@@ -339,7 +351,11 @@ def submit(
         # Last, so that the batch item's row lock (the queue's hottest row under breadth-first
         # order) is held only until commit, not across the inserts above.
         _count(session, assignment, submitted=1)
-    return SubmitResult(assignment, annotation, "created")
+    return SubmitResult(assignment, annotation, "created", _gold_floor_due(assignment, batch))
+
+
+def _gold_floor_due(assignment: Assignment, batch: Batch) -> bool:
+    return assignment.is_gold and batch.gold_floor is not None and batch.gold_floor_excludes
 
 
 def _retake(session: Session, assignment: Assignment, batch: Batch) -> None:
@@ -358,6 +374,7 @@ def _retake(session: Session, assignment: Assignment, batch: Batch) -> None:
 def _revise(
     session: Session,
     assignment: Assignment,
+    batch: Batch,
     payload: dict[str, Any],
     duration_ms: int | None,
     suggestion_viewed: bool,
@@ -368,6 +385,8 @@ def _revise(
         .where(Annotation.assignment_id == assignment.id)
         .execution_options(populate_existing=True)
     ).one()
+    if annotation.excluded_at is not None:
+        raise messages.annotation_excluded(assignment.id)
     if suggestion_viewed and not annotation.suggestion_viewed:
         annotation.suggestion_viewed = True
     if annotation.payload == payload:
@@ -389,7 +408,7 @@ def _revise(
         )
     )
     session.flush()
-    return SubmitResult(assignment, annotation, "revised")
+    return SubmitResult(assignment, annotation, "revised", _gold_floor_due(assignment, batch))
 
 
 def skip(session: Session, assignment_id: int, user: User, reason: str | None) -> SkipResult:
@@ -440,9 +459,9 @@ def unskip(session: Session, assignment_id: int, user: User, now: datetime) -> A
 
 
 @cache
-def _membership() -> Select[int]:
+def _membership() -> Select[int, datetime | None]:
     return (
-        select(BatchMember.user_id)
+        select(BatchMember.user_id, BatchMember.excluded_at)
         .where(
             BatchMember.batch_id == bindparam("batch_id"),
             BatchMember.user_id == bindparam("user_id"),

@@ -142,7 +142,7 @@ def submit_steps(
     }
     outcome, *row = yield _SUBMIT, params
     # row: annotation id, revision, batch, item, submitted at, updated at, duration, viewed,
-    # detail (the overlap, for 'gone')
+    # detail (the overlap, for 'gone'; 'gold_floor' for a gold answer to check)
     if outcome not in ("created", "revised", "unchanged"):
         raise messages.submit_refused(outcome, assignment_id, row[2] or 0, int(row[8] or 0))
     annotation_id, revision, batch, item, submitted_at, updated_at, duration, viewed = row[:8]
@@ -159,6 +159,7 @@ def submit_steps(
         duration,
         viewed,
         payload,
+        check_gold_floor=row[8] == "gold_floor",
     )
 
 

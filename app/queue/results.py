@@ -75,6 +75,8 @@ class SubmitResult:
     assignment: Assignment
     annotation: Annotation
     outcome: Outcome
+    # A gold answer in a batch whose gold floor excludes: check the annotator's accuracy.
+    check_gold_floor: bool = False
 
 
 @dataclass(frozen=True)
@@ -92,6 +94,7 @@ class Stored:
     duration_ms: int | None
     suggestion_viewed: bool
     payload: dict[str, Any]
+    check_gold_floor: bool = False  # as in SubmitResult
 
 
 def stored(result: SubmitResult) -> Stored:
@@ -109,6 +112,7 @@ def stored(result: SubmitResult) -> Stored:
         ann.duration_ms,
         ann.suggestion_viewed,
         ann.payload,
+        result.check_gold_floor,
     )
 
 

@@ -3,7 +3,7 @@
 The reviewer role, each batch's review rate and minimum time, and the reviews table.
 
 Revision ID: 8e2b4d6a1c37
-Revises: 5d1f0c2b7e91
+Revises: 8e2a4c6d1f03
 Create Date: 2026-11-30 05:00:00
 """
 
@@ -15,7 +15,7 @@ from alembic import op
 import app.db
 
 revision: str = "8e2b4d6a1c37"
-down_revision: str | None = "5d1f0c2b7e91"
+down_revision: str | None = "8e2a4c6d1f03"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

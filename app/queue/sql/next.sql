@@ -1,7 +1,7 @@
 -- The caller's next assignment (app/queue/sqlite.py `next_lease` on SQLite): outcome 'ok'
 -- with the lease and its item (responses in display order), or one of the codes of
 -- app/queue/messages.py: 'empty', 'closed', 'no_batch', 'not_member', 'not_member_admin',
--- 'unauthenticated'. Locks in the queue's order (app/queue/__init__.py).
+-- 'excluded', 'unauthenticated'. Locks in the queue's order (app/queue/__init__.py).
 CREATE OR REPLACE FUNCTION safepref_next(
     p_batch int, p_user int, p_now timestamptz, p_gold_draw float8, p_sweep bool
 ) RETURNS TABLE (
@@ -19,6 +19,7 @@ DECLARE
     v_item int;
     v_gold_item int;
     v_gold bool := false;
+    v_excluded bool;
 BEGIN
     IF p_user IS NULL THEN
         outcome := 'unauthenticated';
@@ -34,11 +35,16 @@ BEGIN
         RETURN;
     END IF;
     -- The caller's membership row is their lock: one queue operation per person at a time.
-    PERFORM 1 FROM batch_members m
+    SELECT m.excluded_at IS NOT NULL INTO v_excluded FROM batch_members m
       WHERE m.batch_id = p_batch AND m.user_id = p_user FOR NO KEY UPDATE;
     IF NOT FOUND THEN
         outcome := CASE WHEN EXISTS (SELECT 1 FROM users u WHERE u.id = p_user AND u.role = 'admin')
                         THEN 'not_member_admin' ELSE 'not_member' END;
+        RETURN NEXT;
+        RETURN;
+    END IF;
+    IF v_excluded THEN
+        outcome := 'excluded';
         RETURN NEXT;
         RETURN;
     END IF;

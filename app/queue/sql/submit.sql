@@ -1,7 +1,10 @@
 -- Submits or revises the caller's annotation (app/queue/sqlite.py `submit` on SQLite) with a
 -- payload already validated. Outcome 'created', 'revised', 'unchanged', or, writing nothing,
--- one of the codes of app/queue/messages.py: 'not_found', 'closed', 'skipped', 'gone' (the
--- lease expired and the item has since gone to others; detail: the overlap).
+-- one of the codes of app/queue/messages.py: 'not_found', 'excluded' (the caller is excluded
+-- from the batch), 'closed', 'skipped', 'gone' (the lease expired and the item has since gone
+-- to others; detail: the overlap), 'annotation_excluded' (no revising an excluded annotation).
+-- A gold answer stored in a batch whose gold floor excludes has detail 'gold_floor': the
+-- caller then checks the annotator's gold accuracy (app/dashboard/gold_floor.py).
 -- Locks in the queue's order (app/queue/__init__.py): membership, assignment, batch item.
 CREATE OR REPLACE FUNCTION safepref_submit(
     p_assignment int, p_user int, p_payload json, p_duration int, p_viewed bool,
@@ -22,9 +25,11 @@ DECLARE
     v_taken int;
     v_live bool;
     v_ann annotations;
+    v_excluded bool;
+    v_floor bool;
 BEGIN
     -- My assignment's batch, and my membership of it locked (the per-annotator lock).
-    SELECT m.batch_id INTO v_batch
+    SELECT m.batch_id, m.excluded_at IS NOT NULL INTO v_batch, v_excluded
       FROM assignments a
       JOIN batch_members m ON m.batch_id = a.batch_id AND m.user_id = p_user
      WHERE a.id = p_assignment AND a.annotator_id = p_user
@@ -34,10 +39,16 @@ BEGIN
         RETURN NEXT;
         RETURN;
     END IF;
+    IF v_excluded THEN
+        outcome := 'excluded';
+        RETURN NEXT;
+        RETURN;
+    END IF;
     ann_batch := v_batch;
     -- Read after the lock: sees what a concurrent request of the same person committed.
-    SELECT a.status, a.item_id, a.is_gold, a.submitted_at, b.is_open, b.overlap
-      INTO v_status, v_item, v_gold, v_submitted_at, v_open, v_overlap
+    SELECT a.status, a.item_id, a.is_gold, a.submitted_at, b.is_open, b.overlap,
+           b.gold_floor IS NOT NULL AND b.gold_floor_excludes
+      INTO v_status, v_item, v_gold, v_submitted_at, v_open, v_overlap, v_floor
       FROM assignments a JOIN batches b ON b.id = a.batch_id WHERE a.id = p_assignment;
     IF NOT v_open THEN
         outcome := 'closed';
@@ -51,6 +62,11 @@ BEGIN
     END IF;
     IF v_status = 'submitted' THEN
         SELECT * INTO v_ann FROM annotations WHERE assignment_id = p_assignment;
+        IF v_ann.excluded_at IS NOT NULL THEN
+            outcome := 'annotation_excluded';
+            RETURN NEXT;
+            RETURN;
+        END IF;
         IF v_ann.payload::jsonb = p_payload::jsonb THEN
             IF p_viewed AND NOT v_ann.suggestion_viewed THEN
                 UPDATE annotations SET suggestion_viewed = true WHERE id = v_ann.id
@@ -108,6 +124,9 @@ BEGIN
              WHERE batch_id = v_batch AND item_id = v_item;
         END IF;
         outcome := 'created';
+    END IF;
+    IF v_gold AND v_floor AND outcome <> 'unchanged' THEN
+        detail := 'gold_floor';
     END IF;
     ann_id := v_ann.id;
     ann_revision := v_ann.revision;
