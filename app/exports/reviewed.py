@@ -1,8 +1,8 @@
 """The export filter on review: keep only items whose counted annotations were all accepted.
 
-An item of a batch passes when it has annotations and every one of them has a review that
-accepted its current revision (a revision made after the acceptance has not been reviewed).
-"""
+An item of a batch passes when it has counted annotations (excluded ones are out of the count)
+and every one of them has a review that accepted its current revision: a revision made after
+the acceptance has not been reviewed."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from collections.abc import Iterable
 
 from sqlalchemy import Connection, and_, select
 
+from app.annotations.counted import counted
 from app.annotations.models import Annotation
 from app.reviews.models import Review, ReviewStatus
 
@@ -33,6 +34,7 @@ def accepted_items(
         .outerjoin(Review, accepted)
         .where(
             Annotation.batch_id.in_(list(batch_ids)),
+            counted(),
             Annotation.item_id >= items[0],
             Annotation.item_id <= items[-1],
         )

@@ -12,6 +12,7 @@ Order of draw (the first tier with something the caller may take wins):
    the annotator furthest below their share first.
 
 Tiers 2-4 look at an annotation's current revision; the spot check at the annotation, once.
+Only counted annotations are drawn (app/annotations/counted.py): an excluded one is out.
 A reviewer never gets their own annotation and holds at most one live lease (anywhere): asking
 again renews and returns it; asking in another batch releases it there.
 
@@ -37,6 +38,7 @@ from operator import itemgetter
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
+from app.annotations.counted import counted
 from app.annotations.models import Annotation
 from app.auth.models import User
 from app.batches.models import Batch, BatchItem, BatchMember
@@ -153,6 +155,7 @@ def _expired(session: Session, batch_id: int, reviewer_id: int) -> Review | None
             Review.status == ReviewStatus.EXPIRED.value,
             Review.annotator_id != reviewer_id,
             Annotation.revision == Review.revision,
+            counted(),
         )
         .order_by(Review.id)
         .limit(1)
@@ -176,7 +179,7 @@ def _candidates(
         annotation_id: (revision, annotator_id)
         for annotation_id, revision, annotator_id in session.execute(
             select(Annotation.id, Annotation.revision, Annotation.annotator_id).where(
-                Annotation.batch_id == batch.id
+                Annotation.batch_id == batch.id, counted()
             )
         )
     }
@@ -239,6 +242,7 @@ def disagreeing(session: Session, batch: Batch) -> set[int]:
         )
         .where(
             Annotation.batch_id == batch.id,
+            counted(),
             BatchItem.is_gold.is_(False),
             BatchItem.submitted >= batch.overlap,
         )
@@ -273,7 +277,7 @@ def _spot_checks(session: Session, batch: Batch, reviewer_id: int) -> Iterator[C
     submitted = dict(
         session.execute(
             select(Annotation.annotator_id, func.count())
-            .where(Annotation.batch_id == batch.id, Annotation.item_id.not_in(gold))
+            .where(Annotation.batch_id == batch.id, counted(), Annotation.item_id.not_in(gold))
             .group_by(Annotation.annotator_id)
         ).all()
     )
@@ -299,6 +303,7 @@ def _spot_checks(session: Session, batch: Batch, reviewer_id: int) -> Iterator[C
             select(Annotation.id, Annotation.revision).where(
                 Annotation.batch_id == batch.id,
                 Annotation.annotator_id == annotator_id,
+                counted(),
                 Annotation.item_id.not_in(gold),
                 Annotation.id.not_in(reviewed),
             )

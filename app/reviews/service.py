@@ -9,6 +9,7 @@ from typing import Any, Literal
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from app.annotations.counted import ExclusionKind
 from app.annotations.models import Annotation
 from app.auth.models import User
 from app.batches.models import Assignment, Batch
@@ -18,6 +19,7 @@ from app.exports.keys import pseudonym_key
 from app.exports.service import pseudonym
 from app.items.models import Item, Response
 from app.projects.models import Project
+from app.queue import front
 from app.queue.results import load_item, ordered_responses
 from app.reviews.models import Review, ReviewStatus
 from app.reviews.queue import reviewable_batch
@@ -137,7 +139,14 @@ def decide(
             "ask for the next review to see the new revision"
         )
     if decision == "exclude":
-        raise Conflict("exclude: not available yet on this installation")
+        # Out of consensus and exports; the item's slot goes back to the queue.
+        front.exclude_annotations(
+            session,
+            batch_id=review.batch_id,
+            annotation_ids=[review.annotation_id],
+            kind=ExclusionKind.REVIEW,
+            reason=note or None,
+        )
     review.status = STATUS_OF[decision].value
     review.note = note
     review.decided_at = now or utcnow()

@@ -171,3 +171,66 @@ def test_review_page_refuses_annotators_and_outsiders(open_page: Any, live_serve
     login(admin, "admin")
     shown = admin.goto(f"/batches/{world.batch_id}/review")
     assert shown is not None and shown.status == 200 and admin.is_visible("#next-review")
+
+
+def test_exclude_requeues_the_item_for_someone_else(open_page: Any, live_server: Any) -> None:
+    from app.annotations.models import Annotation
+    from app.batches.models import BatchItem
+
+    world = review_world(live_server, extra_annotators=1)
+    other = world.annotator.replace("ann-", "ann0-")
+    # While the annotation to be excluded holds the only slot, the batch is finished for
+    # the other annotator.
+    late = open_page(js=False)
+    login(late, other, PASSWORD)
+    late.goto("/")
+    next_button = f"form[action='/batches/{world.batch_id}/next'] button"
+    assert late.locator(next_button).count() == 0
+
+    reviewer = open_page(js=False)
+    login(reviewer, world.reviewer, PASSWORD, keyboard=True)
+    reviewer.goto(f"/batches/{world.batch_id}/review")
+    with reviewer.expect_navigation():
+        reviewer.keyboard.press("Enter")
+    reviewer.keyboard.press("Shift+Tab")
+    reviewer.keyboard.type("Answers pasted from another item.")
+    for _ in range(3):  # Accept, Return, Exclude
+        reviewer.keyboard.press("Tab")
+    assert focused_id(reviewer) == "exclude"
+    with reviewer.expect_navigation():
+        reviewer.keyboard.press("Enter")
+    assert "excluded" in (reviewer.text_content("#decided-notice") or "")
+    assert statuses(live_server, world.annotation_id) == [(1, "excluded")]
+
+    # The slot is back in the queue: the other annotator gets the item and completes it.
+    late.goto("/")
+    with late.expect_navigation():
+        late.click(next_button)
+    assert "/assignments/" in late.url
+    ids = [
+        int(x)
+        for x in late.eval_on_selector_all(
+            "#annotate .answer", "els => els.map(e => e.dataset.response)"
+        )
+    ]
+    for rid in ids:
+        late.check(f"input[name=r{rid}_safe][value=safe]")
+    for dimension in ("helpfulness", "harmlessness"):
+        late.check(f"input[name={dimension}_1][value='{ids[0]}']")
+    with late.expect_navigation():
+        late.click("#submit-button")
+    with live_server.session() as s:
+        rows = s.execute(
+            select(Annotation.id, Annotation.excluded_at.is_(None)).where(
+                Annotation.batch_id == world.batch_id
+            )
+        ).all()
+        slot = s.scalars(select(BatchItem).where(BatchItem.batch_id == world.batch_id)).one()
+        assert sorted(counted for _, counted in rows) == [False, True]
+        assert (slot.taken, slot.submitted) == (1, 1)
+
+    # The first annotator sees the decision in My work.
+    first = open_page(js=False)
+    login(first, world.annotator, PASSWORD)
+    first.goto(f"/batches/{world.batch_id}/mine")
+    assert "Excluded in review" in (first.text_content(f"#a{world.assignment_id}") or "")

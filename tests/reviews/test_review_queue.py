@@ -203,3 +203,29 @@ def test_a_reviewer_removed_from_the_batch_cannot_decide(db: Session) -> None:
     with pytest.raises(NotFound):
         service.decide(db, review.id, reviewer, "accept", None)
     assert review.status == "leased"
+
+
+def test_exclude_takes_the_annotation_out_and_requeues_its_slot(db: Session) -> None:
+    from app.batches.models import BatchItem
+
+    batch, (first, second) = world(db, 1, 2, overlap=1)
+    batch.review_rate = 1.0
+    annotation = annotate(db, batch, first)
+    assert front.next_assignment(db, batch, second) is None  # the only slot is taken
+    reviewer = reviewer_of(db, batch)
+    review = queue.next_review(db, batch, reviewer)
+    assert review is not None and review.annotation_id == annotation.id
+    service.decide(db, review.id, reviewer, "exclude", "copied from elsewhere")
+    db.refresh(annotation)
+    assert annotation.excluded_at is not None and annotation.exclusion_kind == "review"
+    assert annotation.exclusion_reason == "copied from elsewhere"
+    slot = db.get_one(BatchItem, (batch.id, annotation.item_id), populate_existing=True)
+    assert (slot.taken, slot.submitted) == (0, 0)
+    assert service.review_states(db, [annotation.id])[annotation.id].status == "excluded"
+    # Someone else gets the item; the excluded annotation is never drawn again.
+    replacement = annotate(db, batch, second)
+    assert replacement.item_id == annotation.item_id
+    again = queue.next_review(db, batch, reviewer)
+    assert again is not None and again.annotation_id == replacement.id
+    outcome = {o.annotator_id: o for o in service.review_outcomes(db, batch.id)}[first.id]
+    assert (outcome.excluded, outcome.accept_rate) == (1, 0.0)
