@@ -2,7 +2,10 @@
 
 A source is a function `(session, batch_id) -> set of annotation ids` with a reason name; the
 review queue draws flagged annotations in the order of `FLAGS`, so a source higher in the list
-wins when an annotation has several reasons. Adding a source is adding an entry here.
+wins when an annotation has several reasons. Adding a source is adding an entry here (its
+reason also gets a label in app/reviews/service.py REASON_LABELS; `contradicts_suggestion`,
+for an annotation that contradicts a confident model suggestion, has one already).
+Sources may return any annotation ids: the queue keeps only counted annotations of others.
 """
 
 from __future__ import annotations

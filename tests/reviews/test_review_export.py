@@ -78,6 +78,8 @@ def test_export_page_and_cli_take_the_filter(
     db: Session, client: TestClient, admin_headers: dict[str, str], databases: Any
 ) -> None:
     batch, items = reviewed_batch(db)
+    form = client.get(f"/batches/{batch.id}", headers=admin_headers)
+    assert 'name="accepted_only"' in form.text
     page = client.get(
         f"/export?format=annotations&batch_id={batch.id}&accepted_only=1", headers=admin_headers
     )
