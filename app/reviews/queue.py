@@ -92,7 +92,7 @@ def next_review(
     session.execute(select(User.id).where(User.id == reviewer.id).with_for_update(key_share=True))
     own = current_lease(session, reviewer.id)
     if own is not None:
-        if own.batch_id == batch.id and _still_current(session, own):
+        if own.batch_id == batch.id and _catch_up(session, own):
             own.leased_until = until
             session.flush()
             return own
@@ -137,11 +137,25 @@ def next_review(
     return None
 
 
-def _still_current(session: Session, review: Review) -> bool:
+def _catch_up(session: Session, review: Review) -> bool:
+    """Whether the caller's lease can go on: its annotation counted, and at the revision drawn,
+    or revised since and that revision not drawn yet (the lease then moves to it, so the
+    reviewer sees the annotation as it is now)."""
     revision = session.scalar(
-        select(Annotation.revision).where(Annotation.id == review.annotation_id)
+        select(Annotation.revision).where(Annotation.id == review.annotation_id, counted())
     )
-    return revision == review.revision
+    if revision is None:
+        return False
+    if revision != review.revision:
+        taken = session.scalar(
+            select(Review.id).where(
+                Review.annotation_id == review.annotation_id, Review.revision == revision
+            )
+        )
+        if taken is not None:
+            return False
+        review.revision = revision
+    return True
 
 
 def _expired(session: Session, batch_id: int, reviewer_id: int) -> Review | None:

@@ -229,3 +229,21 @@ def test_exclude_takes_the_annotation_out_and_requeues_its_slot(db: Session) -> 
     assert again is not None and again.annotation_id == replacement.id
     outcome = {o.annotator_id: o for o in service.review_outcomes(db, batch.id)}[first.id]
     assert (outcome.excluded, outcome.accept_rate) == (1, 0.0)
+
+
+def test_a_lease_follows_a_revision_made_while_it_was_held(db: Session) -> None:
+    batch, (a,) = world(db, 1, 1, overlap=1)
+    batch.review_rate = 1.0
+    annotation = annotate(db, batch, a)
+    reviewer = reviewer_of(db, batch)
+    review = queue.next_review(db, batch, reviewer)
+    assert review is not None and review.revision == 1
+    body = AnnotationIn.model_validate(
+        valid_annotation(response_ids(db, annotation.item_id), flip=True)
+    )
+    front.submit(db, annotation.assignment_id, a, body)
+    with pytest.raises(Conflict, match="revised"):
+        service.decide(db, review.id, reviewer, "accept", None)
+    again = queue.next_review(db, batch, reviewer)
+    assert again is not None and again.id == review.id and again.revision == 2
+    assert service.decide(db, again.id, reviewer, "accept", None).status == "accepted"
