@@ -10,6 +10,7 @@ from pathlib import Path
 
 from sqlalchemy import inspect
 
+from app.auth.models import ROLES
 from app.config import ConfigurationError, get_settings
 from app.db import get_engine, get_sessionmaker
 from app.errors import DomainError
@@ -256,7 +257,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("create-user", help="create an account")
     p.add_argument("username")
-    p.add_argument("--role", choices=["admin", "annotator"], required=True)
+    p.add_argument("--role", choices=list(ROLES), required=True)
     p.add_argument("--password", help="default: read from standard input")
     p.set_defaults(handler=_create_user)
 

@@ -44,6 +44,8 @@ from app.projects import router as projects_router
 from app.qualification import pages as qualification_pages
 from app.qualification import router as qualification_router
 from app.queue.postgres import HotPool
+from app.reviews import pages as review_pages
+from app.reviews import router as reviews_router
 from app.web import api_docs, home
 from app.web.bodies import BodyLimits
 from app.web.errors import install_error_handlers
@@ -91,6 +93,8 @@ def create_app() -> FastAPI:
         app.include_router(module.router)
     app.include_router(consensus_router.router)
     app.include_router(exports_router.router)
+    app.include_router(reviews_router.router)
+    app.include_router(review_pages.router)
     app.include_router(auth_router.router)
     app.include_router(invites_router.router)
     # The full annotation page; included first, so it serves /assignments/{id} (issue 5).

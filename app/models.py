@@ -9,6 +9,7 @@ from app.exports.keys import InstanceKey
 from app.invites.models import Invite
 from app.items.models import GoldLabel, Item, ReferenceLabel, Response
 from app.projects.models import GuidelineVersion, Project
+from app.reviews.models import Review
 
 __all__ = [
     "Adjudication",
@@ -33,6 +34,7 @@ __all__ = [
     "Project",
     "ReferenceLabel",
     "Response",
+    "Review",
     "SetupToken",
     "User",
 ]

@@ -24,7 +24,16 @@ PACKAGE = "app"
 # the foundation, and any service may read any table (app/models.py gathers them).
 TABLES = tuple(
     f"app.{domain}.models"
-    for domain in ("auth", "projects", "items", "batches", "annotations", "invites", "crowd")
+    for domain in (
+        "auth",
+        "projects",
+        "items",
+        "batches",
+        "annotations",
+        "invites",
+        "crowd",
+        "reviews",
+    )
 )
 # The HTTP adapters (JSON routers, HTML pages and the annotation page's form presenters) of
 # every domain sit above all services:
@@ -57,6 +66,8 @@ HTTP = tuple(
         "invites.router",
         "invites.pages",
         "crowd.pages",
+        "reviews.router",
+        "reviews.pages",
     )
 )
 
@@ -95,6 +106,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("exports", ("app.exports",)),
     ("dashboard", ("app.dashboard",)),
     ("qualification", ("app.qualification",)),
+    ("reviews", ("app.reviews",)),
     ("demo", ("app.demo",)),
     ("ops", ("app.ops",)),
     ("web", ("app.web",)),

@@ -54,6 +54,7 @@ from app.projects.guidelines import change_notice
 from app.qualification import flow
 from app.qualification import pages as qualification_pages
 from app.queue import front, views
+from app.reviews.service import review_states
 from app.web.bodies import reads_without_credentials
 
 router = APIRouter(tags=["pages"], include_in_schema=False)
@@ -449,6 +450,7 @@ def my_work_page(
     ctx = {
         "batch": batch,
         "rows": rows,
+        "reviews": review_states(session, [ann.id for _, ann, _ in rows if ann is not None]),
         "progress": page_progress(session, batch, user.id),
         "saved": saved,
         "unchanged": unchanged,

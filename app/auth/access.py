@@ -30,6 +30,9 @@ Rule = Literal[
     "member-only",  # members of the batch in the path, admins included only if members (404)
     "owner",  # admins, and the annotator who owns the object in the path (others: 404)
     "owner-only",  # the annotator who owns the object in the path; everyone else gets 404
+    "reviewer",  # admins, and reviewers who are members of the batch in the path (other
+    # reviewers: 404); annotators get 403
+    "review-holder",  # the reviewer holding the review in the path; everyone else gets 404
 ]
 RULES: tuple[str, ...] = get_args(Rule)
 

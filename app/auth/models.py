@@ -9,12 +9,15 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db import Base, utcnow
 
-ROLES = ("admin", "annotator")
+# A reviewer annotates like an annotator and also reviews the batches they are members of.
+ROLES = ("admin", "reviewer", "annotator")
 
 
 class User(Base):
     __tablename__ = "users"
-    __table_args__ = (CheckConstraint("role IN ('admin', 'annotator')", name="role_valid"),)
+    __table_args__ = (
+        CheckConstraint("role IN ('admin', 'reviewer', 'annotator')", name="role_valid"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     username: Mapped[str] = mapped_column(String(64), unique=True)
@@ -28,6 +31,10 @@ class User(Base):
     @property
     def is_admin(self) -> bool:
         return self.role == "admin"
+
+    @property
+    def may_review(self) -> bool:
+        return self.role in ("admin", "reviewer")
 
 
 class ApiToken(Base):

@@ -17,7 +17,7 @@ class UserCreate(BaseModel):
 
     username: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.@-]+$")
     password: str = Password
-    role: Literal["admin", "annotator"]
+    role: Literal["admin", "reviewer", "annotator"]
 
 
 class UserOut(BaseModel):

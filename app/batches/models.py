@@ -57,6 +57,8 @@ class Batch(Base):
         CheckConstraint("overlap >= 1", name="overlap_positive"),
         CheckConstraint("lease_seconds >= 1", name="lease_positive"),
         CheckConstraint("gold_rate >= 0 AND gold_rate <= 1", name="gold_rate_share"),
+        CheckConstraint("review_rate >= 0 AND review_rate <= 1", name="review_rate_share"),
+        CheckConstraint("min_seconds IS NULL OR min_seconds >= 0", name="min_seconds_valid"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -87,6 +89,10 @@ class Batch(Base):
     def is_adaptive(self) -> bool:
         return self.min_overlap < self.overlap
 
+    # Review (app/reviews/): the share of each annotator's work spot-checked, and the time
+    # under which a submitted annotation is flagged as too fast (None: no such flag).
+    review_rate: Mapped[float] = mapped_column(default=0.0, server_default="0")
+    min_seconds: Mapped[float | None] = mapped_column(default=None)
     # Gold floor (app/dashboard/gold_floor.py): a member whose gold accuracy is below
     # `gold_floor` after at least `gold_floor_min_answers` gold answers is flagged, or
     # excluded when `gold_floor_excludes` is set. No floor when null.

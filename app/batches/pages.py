@@ -244,6 +244,25 @@ def batch_settings_form(
     return redirect(f"/batches/{batch_id}")
 
 
+@router.post("/batches/{batch_id}/review-settings")
+@allow("admin")
+def review_settings_form(
+    batch_id: int,
+    session: DbSession,
+    _admin: AdminUser,
+    review_percent: Annotated[float, Form(ge=0, le=100)],
+    min_seconds: Annotated[str, Form(max_length=20)] = "",
+) -> Response:
+    """The spot-check share and the too-fast flag (an empty time turns the flag off)."""
+    try:
+        seconds = float(min_seconds) if min_seconds.strip() else None
+    except ValueError:
+        raise Invalid(f"min_seconds: {min_seconds!r} is not a number") from None
+    batch = service.get_batch(session, batch_id)
+    service.update_batch(session, batch, review_rate=review_percent / 100, min_seconds=seconds)
+    return redirect(f"/batches/{batch_id}")
+
+
 @router.post("/batches/{batch_id}/members")
 @allow("admin")
 def add_member_form(

@@ -53,6 +53,8 @@ def batch_out(summary: service.BatchSummary, entry: BatchEntry | None = None) ->
         overlap=b.overlap,
         lease_seconds=b.lease_seconds,
         is_open=b.is_open,
+        review_rate=b.review_rate,
+        min_seconds=b.min_seconds,
         created_at=b.created_at,
         overlap_min=b.min_overlap,
         early_stop_agreement=b.early_stop_agreement,
@@ -133,7 +135,13 @@ def update_batch(
     batch = service.get_batch(session, batch_id)
     overlap_before = batch.overlap
     service.update_batch(
-        session, batch, name=body.name, overlap=body.overlap, lease_seconds=body.lease_seconds
+        session,
+        batch,
+        name=body.name,
+        overlap=body.overlap,
+        lease_seconds=body.lease_seconds,
+        review_rate=body.review_rate,
+        min_seconds=body.min_seconds if "min_seconds" in body.model_fields_set else service.UNSET,
     )
     retarget = service.set_queue_options(batch, **body.queue_options())
     if retarget or batch.overlap != overlap_before:

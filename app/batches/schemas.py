@@ -82,6 +82,10 @@ class BatchUpdate(BaseModel):
     gating: list[GatingDimension] | None = Field(default=None, min_length=1, max_length=4)
     # The queue serves a member no more items of the batch than this (null: no limit).
     max_items_per_annotator: int | None = Field(default=None, ge=1)
+    # Review (docs/admins/quality-control.md): spot-check share, and the time under which an
+    # annotation is flagged as too fast (null turns that flag off).
+    review_rate: float | None = Field(default=None, ge=0, le=1)
+    min_seconds: float | None = Field(default=None, ge=0, le=MAX_LEASE_SECONDS)
 
     def queue_options(self) -> dict[str, Any]:
         """The queue options this body sets (an explicit null resets one to its default)."""
@@ -123,6 +127,8 @@ class BatchOut(BaseModel):
     overlap: int
     lease_seconds: int
     is_open: bool
+    review_rate: float = 0.0
+    min_seconds: float | None = None
     created_at: datetime
     overlap_min: int
     early_stop_agreement: float

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -171,6 +172,13 @@ def set_open(session: Session, batch: Batch, is_open: bool) -> Batch:
     return batch
 
 
+class Unset:
+    """A field left out of an update, apart from one set to null."""
+
+
+UNSET = Unset()
+
+
 def update_batch(
     session: Session,
     batch: Batch,
@@ -178,6 +186,8 @@ def update_batch(
     name: str | None = None,
     overlap: int | None = None,
     lease_seconds: int | None = None,
+    review_rate: float | None = None,
+    min_seconds: float | Unset | None = UNSET,
 ) -> Batch:
     if name is not None and name.strip() != batch.name:
         name = name.strip()
@@ -200,36 +210,45 @@ def update_batch(
         if lease_seconds < 1:
             raise Invalid("lease_seconds: must be at least 1")
         batch.lease_seconds = lease_seconds
+    if review_rate is not None:
+        if not (math.isfinite(review_rate) and 0 <= review_rate <= 1):
+            raise Invalid("review_rate: must be between 0 and 1")
+        batch.review_rate = review_rate
+    if not isinstance(min_seconds, Unset):
+        if min_seconds is not None and not (math.isfinite(min_seconds) and min_seconds >= 0):
+            raise Invalid("min_seconds: must be a number of seconds, 0 or more")
+        batch.min_seconds = min_seconds
     session.flush()
     return batch
 
 
-UNSET: Any = object()
+# Typed as Any so that the options keep their plain types in the signature.
+LEFT_OUT: Any = object()
 
 
 def set_queue_options(
     batch: Batch,
     *,
-    overlap_min: int | None = UNSET,
-    early_stop_agreement: float = UNSET,
-    gating: Sequence[str] | None = UNSET,
-    max_items_per_annotator: int | None = UNSET,
+    overlap_min: int | None = LEFT_OUT,
+    early_stop_agreement: float = LEFT_OUT,
+    gating: Sequence[str] | None = LEFT_OUT,
+    max_items_per_annotator: int | None = LEFT_OUT,
 ) -> bool:
     """Sets the adaptive overlap and quota options given (None: back to the default: a fixed
     overlap, every asked dimension, no quota). Whether the items' targets must be recomputed
     (the caller does it through the queue: app/queue/front.py `refresh_targets`)."""
     before = (batch.min_overlap, batch.early_stop_agreement, batch.gating)
-    if overlap_min is not UNSET:
+    if overlap_min is not LEFT_OUT:
         if overlap_min is not None and not 1 <= overlap_min <= batch.overlap:
             raise Invalid(f"overlap_min: must be between 1 and the overlap ({batch.overlap})")
         batch.overlap_min = overlap_min
     elif batch.overlap_min is not None and batch.overlap_min > batch.overlap:
         raise Invalid(f"overlap_min: must be between 1 and the overlap ({batch.overlap})")
-    if early_stop_agreement is not UNSET:
+    if early_stop_agreement is not LEFT_OUT:
         if early_stop_agreement is None or not 0.5 < early_stop_agreement <= 1.0:
             raise Invalid("early_stop_agreement: must be above 0.5 and at most 1.0")
         batch.early_stop_agreement = float(early_stop_agreement)
-    if gating is not UNSET:
+    if gating is not LEFT_OUT:
         if gating is not None:
             unknown = [d for d in gating if d not in GATING_DIMENSIONS]
             if unknown:
@@ -241,7 +260,7 @@ def set_queue_options(
                 raise Invalid("gating: name at least one dimension, or null for the default")
             gating = [d for d in GATING_DIMENSIONS if d in gating]
         batch.gating = None if gating is None else list(gating)
-    if max_items_per_annotator is not UNSET:
+    if max_items_per_annotator is not LEFT_OUT:
         if max_items_per_annotator is not None and max_items_per_annotator < 1:
             raise Invalid("max_items_per_annotator: must be at least 1, or null for no quota")
         batch.max_items_per_annotator = max_items_per_annotator

@@ -41,6 +41,7 @@ from app.items.models import GoldLabel, Item
 from app.items.models import Response as ItemResponse
 from app.projects.category_help import category_help
 from app.projects.models import Project
+from app.reviews.service import review_outcomes
 
 router = APIRouter(tags=["pages"], include_in_schema=False)
 LIST_PAGE = 50
@@ -230,8 +231,11 @@ DashboardView = Annotated[dict[str, Any], Depends(dashboard_view)]
 
 @router.get("/batches/{batch_id}/dashboard")
 @allow("admin")
-def dashboard_page(request: Request, _admin: AdminUser, ctx: DashboardView) -> Response:
-    return render(request, "dashboard.html", ctx)
+def dashboard_page(
+    request: Request, session: DbSession, _admin: AdminUser, ctx: DashboardView
+) -> Response:
+    outcomes = review_outcomes(session, ctx["batch"].id)
+    return render(request, "dashboard.html", {**ctx, "review_outcomes": outcomes})
 
 
 @router.get("/batches/{batch_id}/dashboard/live")

@@ -58,6 +58,11 @@ def add_parser(sub: Any) -> None:
         action="store_true",
         help="keep items without a strict majority (plurality labels)",
     )
+    p.add_argument(
+        "--accepted-only",
+        action="store_true",
+        help="keep only items whose annotations were all accepted in review",
+    )
     p.add_argument("--split", choices=["train", "test"])
     p.add_argument("--test-fraction", type=float, default=0.1)
     p.add_argument(
@@ -113,6 +118,7 @@ def run(args: argparse.Namespace) -> int:
         "include_unresolved": args.include_unresolved,
         "split": args.split,
         "test_fraction": args.test_fraction,
+        "accepted_only": args.accepted_only,
     }
     with get_read_sessionmaker()() as session:
         if args.project is not None:

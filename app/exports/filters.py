@@ -11,6 +11,8 @@ Rules, per (batch, item):
   at least that share of the votes.
 * ``include_unresolved`` drops the strict-majority requirement: unresolved labels are filled
   by plurality (see ``labels_from_consensus``); the filled labels must still be consistent.
+* ``accepted_only`` keeps only items whose annotations in that batch were all accepted in review
+  (app/exports/reviewed.py), adjudicated or not; in the annotations format, their annotations.
 * The split is decided by the prompt (see ``split_of``), so every pair of a prompt, and the same
   prompt in another batch or project, lands on the same side.
 """
@@ -40,6 +42,7 @@ class ExportFilters:
     include_unresolved: bool = False
     split: Split | None = None
     test_fraction: float = 0.1
+    accepted_only: bool = False
 
     def __post_init__(self) -> None:
         if self.min_annotations is not None and self.min_annotations < 1:

@@ -49,6 +49,7 @@ def export_download(
     include_unresolved: Annotated[str, Query(max_length=8)] = "",
     split: Annotated[str, Query(max_length=8)] = "",
     test_fraction: Annotated[str, Query(max_length=20)] = "",
+    accepted_only: Annotated[str, Query(max_length=8)] = "",
 ) -> Response:
     if format not in FORMATS:
         raise Invalid(f"format: unknown format {format!r}; use one of {', '.join(FORMATS)}")
@@ -64,6 +65,7 @@ def export_download(
         include_unresolved=include_unresolved in ("1", "true", "on"),
         split=split or None,  # type: ignore[arg-type]
         test_fraction=DEFAULT_TEST_FRACTION if fraction is None else fraction,
+        accepted_only=accepted_only in ("1", "true", "on"),
     )
     return export_response(request, session, format, filters)
 

@@ -65,6 +65,10 @@ def export(
     include_unresolved: bool = False,
     split: Split | None = None,
     test_fraction: Annotated[float, Query(gt=0, lt=1)] = 0.1,
+    accepted_only: Annotated[
+        bool,
+        Query(description="keep only items whose annotations were all accepted in review"),
+    ] = False,
 ) -> StreamingResponse:
     dims: tuple[Dimension, ...] | None = parse_dimensions(dimensions)
     filters = ExportFilters(
@@ -76,6 +80,7 @@ def export(
         include_unresolved=include_unresolved,
         split=split,
         test_fraction=test_fraction,
+        accepted_only=accepted_only,
     )
     return export_response(request, session, format, filters)
 

@@ -36,6 +36,7 @@ from app.exports.filters import (
     split_of,
 )
 from app.exports.formats import FORMATS, LINES, NEEDS, ExportFormat, ItemRow, ResponseRow
+from app.exports.reviewed import accepted_items
 from app.items.models import Item, Response
 from app.projects.models import Project
 
@@ -149,9 +150,13 @@ class _Page:
     batches_of: dict[int, list[int]]
     votes: dict[tuple[int, int], list[tuple[str, str]]]  # (annotator, payload text)
     adjudications: dict[tuple[int, int], dict[str, Any]]
+    # With `accepted_only`: the (batch, item) pairs that pass it; None without the filter.
+    accepted: set[tuple[int, int]] | None = None
 
 
-def _load_page(session: Session, ids: list[int], batch_ids: list[int]) -> _Page:
+def _load_page(
+    session: Session, ids: list[int], batch_ids: list[int], *, accepted_only: bool = False
+) -> _Page:
     # Every scope item in [lo, hi] is on this page (the ids are the next ones in scope), so
     # range conditions select exactly the page and use the (item_id, ...) indexes.
     lo, hi = ids[0], ids[-1]
@@ -226,7 +231,8 @@ def _load_page(session: Session, ids: list[int], batch_ids: list[int]) -> _Page:
         .order_by(Adjudication.id),
     ):
         adjudications[(batch_id, item_id)] = adjudicated  # the newest one wins
-    return _Page(items, batches_of, votes, adjudications)
+    accepted = accepted_items(conn, batch_ids, ids) if accepted_only else None
+    return _Page(items, batches_of, votes, adjudications, accepted)
 
 
 def _labels_for(
@@ -242,6 +248,8 @@ def _labels_for(
     response_ids = [r.id for r in item.responses]
     for batch_id in page.batches_of.get(item.id, ()):
         key = (batch_id, item.id)
+        if page.accepted is not None and key not in page.accepted:
+            continue
         adjudicated = page.adjudications.get(key)
         if adjudicated is not None:
             labels = labels_from_payload(adjudicated, taxonomy)
@@ -300,7 +308,7 @@ def _consensus_pages(
     def pages() -> Iterator[tuple[int, _Page]]:
         for ids in item_id_pages(session, batch_ids, page_size, first_size=FIRST_PAGE):
             with gc_paused():
-                page = _load_page(session, ids, batch_ids)
+                page = _load_page(session, ids, batch_ids, accepted_only=filters.accepted_only)
             yield len(ids), page
 
     for n_ids, page in prefetch(pages()):
@@ -335,7 +343,7 @@ def export_page(
 ) -> bytes:
     """One page of a consensus format as NDJSON bytes (the unit of work of a parallel export)."""
     with gc_paused():
-        page = _load_page(session, ids, list(scope.batches))
+        page = _load_page(session, ids, list(scope.batches), accepted_only=filters.accepted_only)
     chunks = []
     for records in page_records(fmt, filters, scope, page):
         with gc_paused():
@@ -354,7 +362,8 @@ def _annotation_pages(
     page_size: int,
     progress: Progress | None,
 ) -> Iterator[list[dict[str, Any]]]:
-    """Every annotation of the scope, in id order; only project, batch and split filter."""
+    """Every annotation of the scope, in id order; only project, batch, split and review
+    acceptance filter."""
     batch_ids = list(scope.batches)
     if not batch_ids:
         return
@@ -391,6 +400,11 @@ def _annotation_pages(
         if not rows:
             return
         item_ids = list({r.item_id for r in rows})
+        accepted = (
+            accepted_items(session.connection(), batch_ids, item_ids)
+            if filters.accepted_only
+            else None
+        )
         positions = dict(
             session.execute(
                 select(Response.id, Response.position).where(Response.item_id.in_(item_ids))
@@ -409,6 +423,8 @@ def _annotation_pages(
             out = []
             for r in rows:
                 if filters.split is not None and sides.get(r.item_id) != filters.split:
+                    continue
+                if accepted is not None and (r.batch_id, r.item_id) not in accepted:
                     continue
                 if r.annotator_id not in names:
                     names[r.annotator_id] = pseudonym(secret, r.annotator_id)

@@ -33,7 +33,16 @@ from tests.support.access_world import PATH_EXAMPLES, World, build_world, exampl
 
 APP = create_app()
 TABLE = route_table(APP)
-PRINCIPALS = ("anonymous", "garbage", "revoked", "deactivated", "nonmember", "member", "admin")
+PRINCIPALS = (
+    "anonymous",
+    "garbage",
+    "revoked",
+    "deactivated",
+    "nonmember",
+    "member",
+    "reviewer",
+    "admin",
+)
 UNAUTHENTICATED = frozenset({"anonymous", "garbage", "revoked", "deactivated"})
 # A mount is requested at one file inside it.
 MOUNT_EXAMPLES = {"/static": "/static/app.css"}
@@ -57,9 +66,19 @@ def expected(rule: Rule, principal: str) -> str:
         return "allowed"
     if rule == "admin":
         return "allowed" if principal == "admin" else "forbidden"
-    if rule in ("member", "owner"):
+    # `reviewer` is a member of batch B with the reviewer role: an annotator there (B's
+    # routes let them in), owner of nothing, holder of the world's review.
+    if rule == "reviewer":
+        return "allowed" if principal in ("admin", "reviewer") else "forbidden"
+    if rule == "review-holder":
+        return "allowed" if principal == "reviewer" else "hidden"
+    if rule == "member":
         return "hidden" if principal == "nonmember" else "allowed"
-    # member-only / owner-only: the object is member's; everyone else, admins too, gets 404.
+    if rule == "owner":
+        return "allowed" if principal in ("admin", "member") else "hidden"
+    if rule == "member-only":
+        return "allowed" if principal in ("member", "reviewer") else "hidden"
+    # owner-only: the object is member's; everyone else, admins too, gets 404.
     return "allowed" if principal == "member" else "hidden"
 
 

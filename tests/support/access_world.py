@@ -3,7 +3,8 @@
 One project with two items in batch B, where annotator `member` holds a submitted assignment
 with its annotation; annotator `nonmember` works in another batch B2 of the same project (so
 "non-member" is a real annotator with work of their own, not a stranger); `deactivated` was a
-member of B; `admin` also has a revoked token and a stale session cookie.
+member of B; `reviewer` (role reviewer) is a member of B holding a review of member's annotation;
+`admin` also has a revoked token and a stale session cookie.
 
 A route whose path has a parameter gets its value from PATH_EXAMPLES by parameter name, or, for
 a name it does not know (such as `{id}`), from the resource named by the path segment before it
@@ -34,6 +35,7 @@ from app.invites.service import create_invite
 from app.items.models import Item, ReferenceLabel, Response
 from app.projects.models import Project
 from app.projects.service import create_project
+from app.reviews.models import Review
 
 PASSWORD = "password-123"
 
@@ -52,6 +54,7 @@ def session_cookie(user_id: int, version: int) -> str:
 class World:
     admin: User
     member: User
+    reviewer: User
     nonmember: User
     deactivated: User
     project: Project
@@ -62,6 +65,7 @@ class World:
     assignment: Assignment
     other_assignment: Assignment
     annotation: Annotation
+    review: Review
     member_token_id: int
     tokens: dict[str, str] = field(default_factory=dict)
     cookies: dict[str, str] = field(default_factory=dict)
@@ -141,6 +145,7 @@ def build_world(session: Session) -> World:
     admin = _user(session, "admin", "admin")
     admin.session_version = 2  # version 1 cookies are "revoked sessions"
     member = _user(session, "annotator", "member")
+    reviewer = _user(session, "reviewer", "reviewer")
     nonmember = _user(session, "annotator", "nonmember")
     deactivated = _user(session, "annotator", "gone")
 
@@ -163,6 +168,7 @@ def build_world(session: Session) -> World:
             BatchItem(batch_id=batch.id, item_id=extra_item.id),
             BatchItem(batch_id=other_batch.id, item_id=other_item.id),
             BatchMember(batch_id=batch.id, user_id=member.id),
+            BatchMember(batch_id=batch.id, user_id=reviewer.id),
             BatchMember(batch_id=batch.id, user_id=deactivated.id),
             BatchMember(batch_id=other_batch.id, user_id=nonmember.id),
         ]
@@ -170,9 +176,25 @@ def build_world(session: Session) -> World:
     session.flush()
     assignment, annotation = _submitted(session, batch, item, responses, member)
     other_assignment, _ = _submitted(session, other_batch, other_item, other_responses, nonmember)
+    review = Review(
+        batch_id=batch.id,
+        annotation_id=annotation.id,
+        annotator_id=member.id,
+        revision=1,
+        reviewer_id=reviewer.id,
+        reason="spot_check",
+        leased_until=utcnow() + timedelta(hours=1),
+    )
+    session.add(review)
+    session.flush()
 
     tokens = {}
-    for name, user in (("admin", admin), ("member", member), ("nonmember", nonmember)):
+    for name, user in (
+        ("admin", admin),
+        ("member", member),
+        ("reviewer", reviewer),
+        ("nonmember", nonmember),
+    ):
         tokens[name] = create_token(session, user, "matrix")[1]
     member_token_id = create_token(session, member, "listed")[0].id
     tokens["deactivated"] = create_token(session, deactivated, "kept")[1]
@@ -187,6 +209,7 @@ def build_world(session: Session) -> World:
         for name, user in (
             ("admin", admin),
             ("member", member),
+            ("reviewer", reviewer),
             ("nonmember", nonmember),
             ("deactivated", deactivated),
         )
@@ -199,6 +222,7 @@ def build_world(session: Session) -> World:
     world = World(
         admin=admin,
         member=member,
+        reviewer=reviewer,
         nonmember=nonmember,
         deactivated=deactivated,
         project=project,
@@ -209,6 +233,7 @@ def build_world(session: Session) -> World:
         assignment=assignment,
         other_assignment=other_assignment,
         annotation=annotation,
+        review=review,
         member_token_id=member_token_id,
         tokens=tokens,
         cookies=cookies,
@@ -228,6 +253,7 @@ PATH_EXAMPLES: dict[str, Callable[[World], object]] = {
     "annotation_id": lambda w: w.annotation.id,
     "username": lambda w: w.member.username,
     "token_id": lambda w: w.member_token_id,
+    "review_id": lambda w: w.review.id,
     "format": lambda w: "pku-saferlhf",
     # A first-run setup link (or an invitation's): unknown here, so its page answers 404
     # (410) to everyone.
@@ -244,6 +270,7 @@ SEGMENT_EXAMPLES = {
     "annotations": "annotation_id",
     "users": "username",
     "tokens": "token_id",
+    "reviews": "review_id",
     "exports": "format",
 }
 
