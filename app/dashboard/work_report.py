@@ -32,6 +32,7 @@ from app.auth.models import User
 from app.batches.models import Assignment, AssignmentStatus, Batch, BatchMember
 from app.consensus.metrics import median
 from app.dashboard.gold import gold_scores
+from app.reviews.models import Review, ReviewStatus
 
 Values = dict[int, Any]  # user id -> the column's value
 
@@ -47,7 +48,11 @@ def _status_counts(status: AssignmentStatus) -> Callable[[Session, Batch, Sequen
     def values(session: Session, batch: Batch, users: Sequence[int]) -> Values:
         rows = session.execute(
             select(Assignment.annotator_id, func.count())
-            .where(Assignment.batch_id == batch.id, Assignment.status == status)
+            .where(
+                Assignment.batch_id == batch.id,
+                Assignment.status == status,
+                Assignment.is_qualification.is_(False),  # the test, shown as its state
+            )
             .group_by(Assignment.annotator_id)
         )
         return {user_id: int(n) for user_id, n in rows}
@@ -58,8 +63,12 @@ def _status_counts(status: AssignmentStatus) -> Callable[[Session, Batch, Sequen
 def _durations(session: Session, batch: Batch) -> dict[int, list[int]]:
     durations: dict[int, list[int]] = {}
     for user_id, ms in session.execute(
-        select(Annotation.annotator_id, Annotation.duration_ms).where(
-            Annotation.batch_id == batch.id, Annotation.duration_ms.is_not(None)
+        select(Annotation.annotator_id, Annotation.duration_ms)
+        .join(Assignment, Assignment.id == Annotation.assignment_id)
+        .where(
+            Annotation.batch_id == batch.id,
+            Annotation.duration_ms.is_not(None),
+            Assignment.is_qualification.is_(False),
         )
     ):
         if ms is not None:
@@ -109,6 +118,30 @@ def _excluded_annotations(session: Session, batch: Batch, users: Sequence[int]) 
     return {user_id: int(n) for user_id, n in rows}
 
 
+def _qualification(session: Session, batch: Batch, users: Sequence[int]) -> Values:
+    """pending, passed or failed (app/qualification/); absent when the member was not asked."""
+    rows = session.execute(
+        select(BatchMember.user_id, BatchMember.qualification).where(
+            BatchMember.batch_id == batch.id, BatchMember.qualification.is_not(None)
+        )
+    )
+    return {user_id: state for user_id, state in rows}
+
+
+def _reviews(status: ReviewStatus) -> Callable[[Session, Batch, Sequence[int]], Values]:
+    """How many of the person's annotations a reviewer decided this way (app/reviews/)."""
+
+    def values(session: Session, batch: Batch, users: Sequence[int]) -> Values:
+        rows = session.execute(
+            select(Review.annotator_id, func.count())
+            .where(Review.batch_id == batch.id, Review.status == status.value)
+            .group_by(Review.annotator_id)
+        )
+        return {user_id: int(n) for user_id, n in rows}
+
+    return values
+
+
 COLUMNS: list[Column] = [
     Column("submitted", _status_counts(AssignmentStatus.SUBMITTED), 0),
     Column("skipped", _status_counts(AssignmentStatus.SKIPPED), 0),
@@ -118,6 +151,10 @@ COLUMNS: list[Column] = [
     Column("gold_answers", _gold_answers, 0),
     Column("excluded", _excluded, False),
     Column("excluded_annotations", _excluded_annotations, 0),
+    Column("qualification", _qualification),
+    Column("reviews_accepted", _reviews(ReviewStatus.ACCEPTED), 0),
+    Column("reviews_returned", _reviews(ReviewStatus.REJECTED), 0),
+    Column("reviews_excluded", _reviews(ReviewStatus.EXCLUDED), 0),
 ]
 FIELDS = ("username", *(c.name for c in COLUMNS))
 

@@ -95,6 +95,10 @@ def test_json_figures_match_hand_computed_values(
         "gold_answers": 0,
         "excluded": False,
         "excluded_annotations": 0,
+        "qualification": None,
+        "reviews_accepted": 0,
+        "reviews_returned": 0,
+        "reviews_excluded": 0,
     }
     # bob: 5 s and 7 s (the third had no duration); excluded, his 3 answers no longer counted.
     assert rows[bob.username] | {"username": None} == {
@@ -107,6 +111,10 @@ def test_json_figures_match_hand_computed_values(
         "gold_answers": 0,
         "excluded": True,
         "excluded_annotations": 3,
+        "qualification": None,
+        "reviews_accepted": 0,
+        "reviews_returned": 0,
+        "reviews_excluded": 0,
     }
     assert rows["carol"]["submitted"] == 0 and rows["carol"]["median_seconds"] is None
     assert rows["carol"]["active_seconds"] == 0.0
@@ -134,13 +142,18 @@ def test_csv_has_a_header_row_the_same_figures_and_no_formulas(
         "gold_answers",
         "excluded",
         "excluded_annotations",
+        "qualification",
+        "reviews_accepted",
+        "reviews_returned",
+        "reviews_excluded",
     ]
     body = {row[0]: row[1:] for row in table[1:]}
     # The formula-looking username is written as text, behind an apostrophe.
     assert set(body) == {"'-1-1", "alice", "carol"}
-    assert body["alice"] == ["3", "1", "95.0", "20.0", "", "0", "false", "0"]
-    assert body["'-1-1"] == ["3", "0", "12.0", "6.0", "", "0", "true", "3"]
-    assert body["carol"] == ["0", "0", "0.0", "", "", "0", "false", "0"]
+    tail = ["", "0", "0", "0"]  # no qualification asked, no reviews
+    assert body["alice"] == ["3", "1", "95.0", "20.0", "", "0", "false", "0", *tail]
+    assert body["'-1-1"] == ["3", "0", "12.0", "6.0", "", "0", "true", "3", *tail]
+    assert body["carol"] == ["0", "0", "0.0", "", "", "0", "false", "0", *tail]
 
 
 def test_bad_format_and_callers_are_refused(

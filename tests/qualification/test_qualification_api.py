@@ -248,3 +248,28 @@ def test_bad_settings_are_refused_naming_the_problem_and_nothing_is_written(
         ).status_code
         == 404
     )
+
+
+def test_the_work_report_shows_the_state_and_leaves_the_test_out_of_the_work(
+    client: TestClient, db: Session, admin_headers: dict[str, str], make_user: MakeUser
+) -> None:
+    built, keyed, me, name = setup(client, db, admin_headers, make_user, 0.5)
+    for _ in keyed:
+        lease = next_item(client, built, me).json()
+        submit(
+            client,
+            lease,
+            answer(built, lease["item"]["id"], right=True) | {"duration_ms": 9000},
+            me,
+        )
+    regular = next_item(client, built, me).json()
+    submit(
+        client,
+        regular,
+        answer(built, regular["item"]["id"], right=True) | {"duration_ms": 4000},
+        me,
+    )
+    r = client.get(f"/api/v1/batches/{built.batch.id}/work-report", headers=admin_headers)
+    mine = next(row for row in r.json() if row["username"] == name)
+    assert mine["qualification"] == "passed"
+    assert mine["submitted"] == 1 and mine["active_seconds"] == 4.0

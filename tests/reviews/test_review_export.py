@@ -109,3 +109,25 @@ def test_export_page_and_cli_take_the_filter(
         [*base, "--batch", str(batch_id)], capture_output=True, env=env, timeout=120
     )
     assert len(everything.stdout.splitlines()) == 6
+
+
+def test_the_work_report_counts_each_annotators_review_outcomes(db: Session) -> None:
+    from app.dashboard.work_report import work_report
+
+    batch, (a, b) = world(db, 2, 2, overlap=2)
+    batch.review_rate = 1.0
+    annotations = [annotate(db, batch, who) for who in (a, b, a, b)]
+    reviewer = reviewer_of(db, batch)
+    decisions = {
+        annotations[0].id: "accept",
+        annotations[1].id: "reject",
+        annotations[2].id: "accept",
+        annotations[3].id: "exclude",
+    }
+    while (review := queue.next_review(db, batch, reviewer)) is not None:
+        service.decide(db, review.id, reviewer, decisions[review.annotation_id], "see guide")
+    db.flush()
+    rows = {row["username"]: row for row in work_report(db, batch)}
+    outcomes = ("reviews_accepted", "reviews_returned", "reviews_excluded")
+    assert [rows[a.username][k] for k in outcomes] == [2, 0, 0]
+    assert [rows[b.username][k] for k in outcomes] == [0, 1, 1]
