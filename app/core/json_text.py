@@ -126,9 +126,7 @@ def _cannot_break_rules(text: str | bytes) -> bool:
     refused non-finite numbers."""
     if isinstance(text, bytes):
         return b"\\u" not in text and text.count(b"[") + text.count(b"{") <= MAX_DEPTH
-    return (
-        text.isascii() and "\\u" not in text and text.count("[") + text.count("{") <= MAX_DEPTH
-    )
+    return text.isascii() and "\\u" not in text and text.count("[") + text.count("{") <= MAX_DEPTH
 
 
 def loads_checked(text: str | bytes) -> Any:
