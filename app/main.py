@@ -7,9 +7,10 @@ from contextlib import asynccontextmanager
 from functools import partial
 
 from anyio import to_thread
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
+from starlette.routing import BaseRoute
 
 from app import __version__
 from app.annotations import pages as annotation_pages
@@ -74,6 +75,27 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             await hot.close()
 
 
+# The queue's API routes (method, path template), tried first in their routers.
+HOT_ROUTES = frozenset(
+    {
+        ("POST", "/api/v1/batches/{batch_id}/next"),
+        ("PUT", "/api/v1/assignments/{assignment_id}/annotation"),
+    }
+)
+
+
+def _hot_first(router: APIRouter) -> APIRouter:
+    """The router with its hot routes moved first (a stable sort: the others keep their
+    order; no two routes share a method and path, so none shadows another)."""
+
+    def cold(route: BaseRoute) -> bool:
+        path = getattr(route, "path", "")
+        return not any((m, path) in HOT_ROUTES for m in getattr(route, "methods", None) or ())
+
+    router.routes.sort(key=cold)
+    return router
+
+
 def create_app() -> FastAPI:
     app = FastAPI(
         lifespan=lifespan,
@@ -85,10 +107,11 @@ def create_app() -> FastAPI:
         docs_url=None,
         redoc_url=None,
     )
-    # The queue's routers first: a request is matched against routes in order, and next and
-    # submit are most of the traffic.
-    app.include_router(batches_router.router)
-    app.include_router(annotations_router.router)
+    # The queue's routers first, the submit's (3 routes) before next's (a dozen), and in each
+    # the hot route first: a request is matched against the routes in order, twice (once to
+    # pick the included router, once inside it), and next and submit are most of the traffic.
+    app.include_router(_hot_first(annotations_router.router))
+    app.include_router(_hot_first(batches_router.router))
     for module in (projects_router, imports_router, items_router):
         app.include_router(module.router)
     app.include_router(consensus_router.router)

@@ -74,7 +74,10 @@ def prefetch(source: Iterator[T], depth: int = 1) -> Iterator[T]:
                 raise value
     finally:
         stop.set()
-        worker.join()
+        # An abandoned generator is finalised by whichever thread collects it, possibly its
+        # own worker, which then stops by itself once this returns.
+        if worker is not threading.current_thread():
+            worker.join()
 
 
 _pauses = 0

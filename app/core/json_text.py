@@ -117,10 +117,22 @@ def problem_in(value: Any, max_depth: int = MAX_DEPTH) -> str | None:
     return None
 
 
+def _cannot_break_rules(text: str | bytes) -> bool:
+    """Whether the JSON text is plainly clear of what `problem_in` looks for, so that the walk
+    can be skipped (a request body's usual case): a NUL, or an unpaired surrogate in UTF-8
+    bytes, can only reach a parsed string through a \\u escape (the parser refuses raw
+    control characters; the UTF-8 decoder refuses encoded surrogates), a str is checked only
+    if ASCII, nesting is never deeper than the brackets that open it, and parsing already
+    refused non-finite numbers."""
+    if isinstance(text, bytes):
+        return b"\\u" not in text and text.count(b"[") + text.count(b"{") <= MAX_DEPTH
+    return text.isascii() and "\\u" not in text and text.count("[") + text.count("{") <= MAX_DEPTH
+
+
 def loads_checked(text: str | bytes) -> Any:
     """`loads`, then `problem_in` on the whole value: what a request body must pass."""
     value = loads(text)
-    problem = problem_in(value)
+    problem = None if _cannot_break_rules(text) else problem_in(value)
     if problem:
         raise JSONRefused(problem)
     return value

@@ -13,7 +13,6 @@ import os
 import re
 import sys
 import time
-import uuid
 from typing import Any
 
 import orjson
@@ -90,7 +89,7 @@ def _request_id(scope: Scope) -> str:
             if _SENSIBLE_ID.fullmatch(candidate):
                 return candidate
             break
-    return uuid.uuid4().hex
+    return os.urandom(16).hex()  # as random as a uuid4's hex, without building the UUID
 
 
 def _route(scope: Scope) -> str:

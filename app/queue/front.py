@@ -50,6 +50,16 @@ def _on_postgresql(session: Session) -> bool:
     return session.get_bind().dialect.name == "postgresql"
 
 
+def _identified(request: Request) -> Callable[[int | None], None]:
+    """Records the caller that the database identified from the request's credentials, for
+    the request log (the hot path loads no User that would say it)."""
+
+    def remember(user_id: int | None) -> None:
+        request.state.user_id = user_id
+
+    return remember
+
+
 async def _hot_pool(request: Request) -> AsyncConnectionPool | None:
     """The hot path's pool on PostgreSQL; None on SQLite or while `get_session` is
     overridden (then the request's session serves, through `run_in_session`)."""
@@ -106,7 +116,14 @@ async def next_for_request(request: Request, batch_id: int) -> LeaseView | None:
         return await run_in_session(request, partial(_next_in_session, request, batch_id))
     # PostgreSQL's hot path, in the event loop: one call checks the credentials and leases.
     caller = required_credentials(request)
-    steps = postgres.next_steps(batch_id, caller, utcnow(), claim_draws(batch_id), admin_hint=True)
+    steps = postgres.next_steps(
+        batch_id,
+        caller,
+        utcnow(),
+        claim_draws(batch_id),
+        admin_hint=True,
+        identified=_identified(request),
+    )
     return await postgres.run_async(pool, steps)
 
 
@@ -115,7 +132,12 @@ def _next_in_session(request: Request, batch_id: int, session: Session) -> Lease
         # As on the hot path, in the request's session (tests: their rolled-back transaction).
         caller = required_credentials(request)
         steps = postgres.next_steps(
-            batch_id, caller, utcnow(), claim_draws(batch_id), admin_hint=True
+            batch_id,
+            caller,
+            utcnow(),
+            claim_draws(batch_id),
+            admin_hint=True,
+            identified=_identified(request),
         )
         return postgres.run(session, steps)
     user = authenticated(request, session)
@@ -131,10 +153,20 @@ def _validator(body: AnnotationIn) -> Callable[[postgres.SubmitContext], dict[st
 
 
 def _submit_steps(
-    assignment_id: int, caller: postgres.Caller, body: AnnotationIn, now: datetime
+    assignment_id: int,
+    caller: postgres.Caller,
+    body: AnnotationIn,
+    now: datetime,
+    identified: postgres.Identified = None,
 ) -> postgres.Steps[Stored]:
     return postgres.submit_steps(
-        assignment_id, caller, now, _validator(body), body.duration_ms, body.suggestion_viewed
+        assignment_id,
+        caller,
+        now,
+        _validator(body),
+        body.duration_ms,
+        body.suggestion_viewed,
+        identified,
     )
 
 
@@ -181,7 +213,8 @@ async def submit_for_request(request: Request, assignment_id: int, body: Annotat
             request, partial(_submit_in_session, request, assignment_id, body)
         )
     caller = required_credentials(request)
-    return await postgres.run_async(pool, _submit_steps(assignment_id, caller, body, utcnow()))
+    steps = _submit_steps(assignment_id, caller, body, utcnow(), _identified(request))
+    return await postgres.run_async(pool, steps)
 
 
 def _submit_in_session(
@@ -190,7 +223,8 @@ def _submit_in_session(
     if _on_postgresql(session):
         # As on the hot path, in the request's session (tests: their rolled-back transaction).
         caller = required_credentials(request)
-        return postgres.run(session, _submit_steps(assignment_id, caller, body, utcnow()))
+        steps = _submit_steps(assignment_id, caller, body, utcnow(), _identified(request))
+        return postgres.run(session, steps)
     user = authenticated(request, session)
     return stored(orm.submit(session, assignment_id, user, body, utcnow()))
 

@@ -42,14 +42,17 @@ Caller = int | Credentials
 Row = tuple[Any, ...]
 Call = tuple[str, dict[str, Any]]
 Steps = Generator[Call, Row, T]
+# Told the caller's user id (None: the credentials named nobody) once the database checked them.
+Identified = Callable[[int | None], None] | None
 
 _BY_ID = "%(user)s::int"
 _BY_CREDENTIALS = "safepref_caller(%(token)s::text, %(uid)s::int, %(version)s::int, %(now)s)"
 # The caller is worked out once (a CTE with a volatile function is evaluated once); whether
-# they are an admin decides if the lease shows where the prompt and answers come from.
+# they are an admin decides if the lease shows where the prompt and answers come from. The
+# caller's id comes back last, whatever the outcome, for the request log.
 _NEXT = (
     "WITH c AS MATERIALIZED (SELECT {caller} AS uid) "
-    "SELECT n.*, (SELECT u.role = 'admin' FROM users u WHERE u.id = c.uid) "
+    "SELECT n.*, (SELECT u.role = 'admin' FROM users u WHERE u.id = c.uid), c.uid "
     "FROM c, LATERAL safepref_next(%(batch)s::int, c.uid, %(now)s, %(gold_draw)s::float8, "
     "%(sweep)s::bool) n"
 )
@@ -72,11 +75,19 @@ def _with_caller(template: str, caller: Caller, now: datetime, params: dict[str,
 
 
 def next_steps(
-    batch_id: int, caller: Caller, now: datetime, draws: Draws, *, admin_hint: bool
+    batch_id: int,
+    caller: Caller,
+    now: datetime,
+    draws: Draws,
+    *,
+    admin_hint: bool,
+    identified: Identified = None,
 ) -> Steps[LeaseView | None]:
     """The caller's next lease, or None when nothing is left for them; the refusals of
-    app/queue/messages.py otherwise."""
+    app/queue/messages.py otherwise. `identified` is told who the caller turned out to be."""
     row = yield _with_caller(_NEXT, caller, now, {"batch": batch_id, **draws})
+    if identified is not None:
+        identified(row[-1])
     outcome = row[0]
     if outcome == "ok":
         lease_id, resumed, until, item_id, prompt, prompt_source, ids, texts, sources = row[1:10]
@@ -119,12 +130,16 @@ def submit_steps(
     validate: Callable[[SubmitContext], dict[str, Any]],
     duration_ms: int | None,
     suggestion_viewed: bool,
+    identified: Identified = None,
 ) -> Steps[Stored]:
     """Load the context (which checks the credentials), validate the answer against it with
     `validate` (the payload to store, or Invalid), then the write, which checks ownership and
     state again under the locks. Conflict, writing nothing, when the batch closed, the
-    assignment was skipped, or its lease expired and the item has since gone to others."""
+    assignment was skipped, or its lease expired and the item has since gone to others.
+    `identified` is told who the caller turned out to be."""
     outcome, *fields = yield _with_caller(_CONTEXT, caller, now, {"assignment": assignment_id})
+    if identified is not None:
+        identified(fields[0])
     if outcome != "ok":
         raise messages.submit_refused(outcome, assignment_id, fields[1] or 0, 0)
     user_id, batch_id, taxonomy, safety, dual, single, rationale, response_ids = fields

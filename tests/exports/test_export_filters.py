@@ -149,6 +149,31 @@ def test_closing_prefetch_stops_and_closes_the_producer() -> None:
     assert not any(t.name == "export-prefetch" for t in threading.enumerate())
 
 
+def test_a_prefetch_closed_from_its_own_worker_does_not_join_itself() -> None:
+    # An abandoned stream (an HTTP export whose client hung up) is finalised by whichever
+    # thread collects it, its own worker included: it must stop without joining itself.
+    consumed, finished = threading.Event(), threading.Event()
+    errors: list[BaseException] = []
+    holder: dict[str, Any] = {}
+
+    def source() -> Iterator[int]:
+        yield 1
+        consumed.wait(30)
+        try:
+            holder["consumer"].close()  # what a collection in this thread does
+        except BaseException as exc:
+            errors.append(exc)
+        finished.set()
+        yield 2
+
+    consumer = prefetch(source(), depth=1)
+    holder["consumer"] = consumer
+    assert next(consumer) == 1
+    consumed.set()
+    assert finished.wait(30)
+    assert errors == []
+
+
 def test_gc_paused_nests_and_restores_the_collector() -> None:
     import gc
 

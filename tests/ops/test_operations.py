@@ -19,9 +19,9 @@ from sqlalchemy.orm import Session
 from app.auth.service import create_token, create_user
 from app.batches.service import add_member, create_batch
 from tests.conftest import DatabaseFactory
-from tests.support.authkit import logged_in
+from tests.support.authkit import csrf_from, logged_in
 from tests.support.live_server import app_server, migrated
-from tests.support.queue_factory import seed_project
+from tests.support.queue_factory import seed_project, valid_annotation
 
 SECRET = "ops-test-" + uuid.uuid4().hex
 
@@ -171,3 +171,58 @@ def test_live_server_counts_every_worker_and_logs_json(
     assert nexts[0]["status"] == 200 and nexts[0]["duration_ms"] > 0
     [seen] = [line for line in lines if line.get("request_id") == "progress-1"]
     assert seen["user_id"] == annotator_id and seen["level"] == "info"
+
+
+@pytest.mark.live
+def test_the_queue_hot_path_logs_who_called_by_token_and_by_cookie(
+    databases: DatabaseFactory, tmp_path: Path
+) -> None:
+    # On PostgreSQL the API's next and submit identify the caller inside the database call and
+    # load no User: the log line must still say who it was, for a token and for a cookie.
+    url = migrated(databases.new_url())
+    batch_id, annotator_id, annotator, _ = _seed(url)
+    log_path = tmp_path / "server.log"
+    with app_server(url, workers=1, secret=SECRET, log_path=log_path, request_log=True) as base:
+        by_token = {"Authorization": f"Bearer {annotator}"}
+        with httpx.Client(base_url=base, timeout=30) as browser:
+            form = browser.get("/login")
+            signed_in = browser.post(
+                "/login",
+                data={
+                    "username": "ops-ann",
+                    "password": "password-123",
+                    "next": "/",
+                    "csrf_token": csrf_from(form.text),
+                },
+            )
+            assert signed_in.status_code == 303, signed_in.text
+            by_cookie = {"X-CSRF-Token": csrf_from(browser.get("/account/password").text)}
+            for who, client, headers in (
+                ("token", httpx.Client(base_url=base, timeout=30), by_token),
+                ("cookie", browser, by_cookie),
+            ):
+                leased = client.post(
+                    f"/api/v1/batches/{batch_id}/next",
+                    headers={**headers, "X-Request-ID": f"next-{who}"},
+                )
+                assert leased.status_code == 200, leased.text
+                lease = leased.json()
+                ids = sorted(r["id"] for r in lease["item"]["responses"])
+                submitted = client.put(
+                    f"/api/v1/assignments/{lease['assignment_id']}/annotation",
+                    json=valid_annotation(ids),
+                    headers={**headers, "X-Request-ID": f"submit-{who}"},
+                )
+                assert submitted.status_code == 200, submitted.text
+            refused = browser.post(
+                f"/api/v1/batches/{batch_id + 1000}/next",
+                headers={**by_cookie, "X-Request-ID": "next-refused"},
+            )
+            assert refused.status_code == 404
+    lines = [json.loads(line) for line in log_path.read_text().splitlines() if line.startswith("{")]
+    by_id = {line.get("request_id"): line for line in lines}
+    for request_id in ("next-token", "submit-token", "next-cookie", "submit-cookie"):
+        assert by_id[request_id]["status"] == 200
+        assert by_id[request_id]["user_id"] == annotator_id, request_id
+    # A refusal is logged with the caller too (the database knew who asked).
+    assert by_id["next-refused"]["user_id"] == annotator_id
