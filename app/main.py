@@ -39,6 +39,7 @@ from app.ops.observe import RequestObserver, configure_request_log
 from app.projects import pages as project_pages
 from app.projects import router as projects_router
 from app.queue.postgres import HotPool
+from app.suggestions import router as suggestions_router
 from app.web import api_docs, home
 from app.web.bodies import BodyLimits
 from app.web.errors import install_error_handlers
@@ -85,6 +86,7 @@ def create_app() -> FastAPI:
     for module in (projects_router, imports_router, items_router):
         app.include_router(module.router)
     app.include_router(consensus_router.router)
+    app.include_router(suggestions_router.router)
     app.include_router(exports_router.router)
     app.include_router(auth_router.router)
     # The full annotation page; included first, so it serves /assignments/{id} (issue 5).

@@ -7,6 +7,7 @@ from app.db import Base
 from app.exports.keys import InstanceKey
 from app.items.models import GoldLabel, Item, ReferenceLabel, Response
 from app.projects.models import GuidelineVersion, Project
+from app.suggestions.models import SuggestionView
 
 __all__ = [
     "Adjudication",
@@ -28,5 +29,6 @@ __all__ = [
     "ReferenceLabel",
     "Response",
     "SetupToken",
+    "SuggestionView",
     "User",
 ]

@@ -23,7 +23,8 @@ PACKAGE = "app"
 # The ORM tables of every domain form one layer: they describe the schema, import nothing but
 # the foundation, and any service may read any table (app/models.py gathers them).
 TABLES = tuple(
-    f"app.{domain}.models" for domain in ("auth", "projects", "items", "batches", "annotations")
+    f"app.{domain}.models"
+    for domain in ("auth", "projects", "items", "batches", "annotations", "suggestions")
 )
 # The HTTP adapters (JSON routers, HTML pages and the annotation page's form presenters) of
 # every domain sit above all services:
@@ -47,6 +48,7 @@ HTTP = tuple(
         "consensus.router",
         "imports.router",
         "imports.pages",
+        "suggestions.router",
         "exports.router",
         "exports.pages",
         "dashboard.router",
@@ -79,6 +81,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("queue", ("app.queue",)),
     ("consensus", ("app.consensus",)),
     ("imports", ("app.imports",)),
+    ("suggestions", ("app.suggestions",)),
     ("exports", ("app.exports",)),
     ("dashboard", ("app.dashboard",)),
     ("demo", ("app.demo",)),

@@ -65,6 +65,9 @@ class Batch(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     # Archived (app/projects/archive.py): closed, hidden from annotators and default lists.
     archived_at: Mapped[datetime | None] = mapped_column(default=None)
+    # Model pre-screening: an annotation contradicting a suggestion this confident (or more)
+    # is flagged for review (app/suggestions/prescreen.py); null flags nothing.
+    suggestion_threshold: Mapped[float | None] = mapped_column(default=None)
 
 
 class BatchMember(Base):

@@ -46,6 +46,7 @@ def batch_out(summary: service.BatchSummary) -> BatchOut:
         submitted=summary.submitted,
         wanted=summary.wanted,
         percent=summary.percent,
+        suggestion_threshold=b.suggestion_threshold,
     )
 
 
@@ -109,6 +110,8 @@ def update_batch(
     service.update_batch(
         session, batch, name=body.name, overlap=body.overlap, lease_seconds=body.lease_seconds
     )
+    if "suggestion_threshold" in body.model_fields_set:
+        service.set_suggestion_threshold(session, batch, body.suggestion_threshold)
     return _summary(session, batch)
 
 

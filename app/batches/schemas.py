@@ -38,6 +38,8 @@ class BatchUpdate(BaseModel):
     # Raising the overlap is safe at any time; lowering it could leave items above k.
     overlap: int | None = Field(default=None, ge=1, le=MAX_OVERLAP)
     lease_seconds: int | None = Field(default=None, ge=1, le=MAX_LEASE_SECONDS)
+    # Model pre-screening: null (sent explicitly) turns flagging off.
+    suggestion_threshold: float | None = Field(default=None, ge=0, le=1, allow_inf_nan=False)
 
 
 class ProgressOut(BaseModel):
@@ -71,6 +73,7 @@ class BatchOut(BaseModel):
     submitted: int
     wanted: int
     percent: float
+    suggestion_threshold: float | None = None
 
 
 class BatchProgressOut(ProgressOut):

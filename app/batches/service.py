@@ -181,6 +181,13 @@ def update_batch(
     return batch
 
 
+def set_suggestion_threshold(session: Session, batch: Batch, threshold: float | None) -> None:
+    """Annotations contradicting a suggestion at least this confident are flagged for review
+    (app/suggestions/prescreen.py); None flags nothing."""
+    batch.suggestion_threshold = threshold
+    session.flush()
+
+
 def add_member(session: Session, batch: Batch, user: User) -> None:
     if not user.is_active:
         raise Invalid(f"username: user {user.username!r} is deactivated")
