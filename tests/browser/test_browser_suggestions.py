@@ -84,7 +84,7 @@ def viewed(live_server: Any, assignment_id: int) -> list[str]:
 
 
 def open_item(page: Any, batch_id: int) -> int:
-    page.goto(f"/batches/{batch_id}")
+    page.goto(f"/batches/{batch_id}/mine")
     with page.expect_navigation():
         page.click(f"form[action='/batches/{batch_id}/next'] button")
     match = re.search(r"/assignments/(\d+)$", page.url)
