@@ -22,11 +22,11 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("reference_labels", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("confidence", sa.Float(), nullable=True))
-        batch_op.add_column(sa.Column("analysis", sa.Text(), nullable=True))
-    with op.batch_alter_table("batches", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("suggestion_threshold", sa.Float(), nullable=True))
+    # Nullable columns: a plain ADD COLUMN on SQLite too (rebuilding `batches` would trip the
+    # triggers that read it).
+    op.add_column("reference_labels", sa.Column("confidence", sa.Double(), nullable=True))
+    op.add_column("reference_labels", sa.Column("analysis", sa.Text(), nullable=True))
+    op.add_column("batches", sa.Column("suggestion_threshold", sa.Double(), nullable=True))
     op.create_table(
         "suggestion_views",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -48,8 +48,6 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("suggestion_views")
-    with op.batch_alter_table("batches", schema=None) as batch_op:
-        batch_op.drop_column("suggestion_threshold")
-    with op.batch_alter_table("reference_labels", schema=None) as batch_op:
-        batch_op.drop_column("analysis")
-        batch_op.drop_column("confidence")
+    op.drop_column("batches", "suggestion_threshold")
+    op.drop_column("reference_labels", "analysis")
+    op.drop_column("reference_labels", "confidence")
