@@ -36,11 +36,18 @@ class AdjudicationOut(BaseModel):
     labels: dict[str, Any]
 
 
+class PairOut(BaseModel):
+    responses: list[int] = Field(description="two response ids, the smaller first")
+    preferred: int | None = Field(description="the one a strict majority ranked higher")
+
+
 class DimensionOut(BaseModel):
     value: list[int] | None = Field(description="the consensus ranking, response ids best first")
     agreement: float
     n_votes: int
     resolved: bool
+    # Pair majorities (app/consensus/pairwise.py): what pair exports write.
+    pairs: list[PairOut] = Field(default_factory=list)
 
 
 class ResponseConsensusOut(BaseModel):

@@ -3,6 +3,7 @@ origin, content only once sent, each origin's view recorded by the server."""
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -50,7 +51,7 @@ def buttons(html: str) -> list[str]:
 
 
 def test_two_origins_each_sent_and_recorded_on_request(
-    client: TestClient, db: Session, make_user: Any
+    client: TestClient, db: Session, make_user: Any, admin_headers: dict[str, str]
 ) -> None:
     world = seed(db, make_user, show_suggestions=True)
     second_origin(db, world.batch.id)
@@ -92,6 +93,13 @@ def test_two_origins_each_sent_and_recorded_on_request(
     assert r.status_code in (200, 303)
     assert stored(db, aid).suggestion_viewed is True
     assert viewed(db, aid) == ["judge", "test"]
+    # ... and the annotations export says which.
+    r = client.get(
+        "/api/v1/exports/annotations", params={"batch_id": world.batch.id}, headers=admin_headers
+    )
+    assert r.status_code == 200, r.text
+    rows = [json.loads(line) for line in r.text.splitlines() if line]
+    assert [row["suggestion_origins_viewed"] for row in rows] == [["judge", "test"]]
 
 
 def test_one_origin_viewed_leaves_the_other_unsent(
