@@ -87,8 +87,7 @@ class _Suggested:
     preferred: dict[str, int]
 
 
-def _suggested(label: ReferenceLabel) -> _Suggested:
-    payload = label.payload
+def _suggested(payload: Mapping[str, Any], confidence: float | None) -> _Suggested:
     safety: dict[int, tuple[bool, int | None]] = {}
     for entry in payload.get("responses") or ():
         position, is_safe = entry.get("position"), entry.get("is_safe")
@@ -96,7 +95,7 @@ def _suggested(label: ReferenceLabel) -> _Suggested:
             level = 0 if is_safe else _LEVELS.get(entry.get("severity") or "")
             safety[position] = (is_safe, level)
     preferred: dict[str, int] = {d: payload[d][0] for d in PREFERENCES if payload.get(d)}
-    return _Suggested(label.confidence, safety, preferred)
+    return _Suggested(confidence, safety, preferred)
 
 
 @dataclass
@@ -123,11 +122,17 @@ def _pages(session: Session, batch_id: int) -> Iterator[_Page]:
         if not ids:
             continue
         page = _Page()
+        # Not the analysis: it can be long and is not compared.
         rows = session.execute(
-            select(ReferenceLabel).where(ReferenceLabel.item_id.in_(ids))
-        ).scalars()
-        for label in rows:
-            page.suggestions.setdefault(label.item_id, {})[label.origin] = _suggested(label)
+            select(
+                ReferenceLabel.item_id,
+                ReferenceLabel.origin,
+                ReferenceLabel.payload,
+                ReferenceLabel.confidence,
+            ).where(ReferenceLabel.item_id.in_(ids))
+        )
+        for item_id, origin, payload, confidence in rows:
+            page.suggestions.setdefault(item_id, {})[origin] = _suggested(payload, confidence)
         wanted = list(page.suggestions)
         if not wanted:
             continue
