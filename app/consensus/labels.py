@@ -194,11 +194,19 @@ def labels_from_consensus(
         return _plurality([getattr(v, dimension) or () for v in votes])
 
     def resolved_pairs(dimension: str) -> Mapping[Pair, int] | None:
-        """The pair majorities; None (the ranking decides) once unresolved ones are filled."""
+        """The pair majorities when they say more than the ranking: None (the ranking decides
+        every pair) when the ranking agrees with each of them, or once unresolved ones are
+        filled."""
         found = consensus.dimension(dimension)  # type: ignore[arg-type]
         if found is None or (fill_unresolved and None in found.pairs.values()):
             return None
-        return {key: winner for key, winner in found.pairs.items() if winner is not None}
+        order = {rid: k for k, rid in enumerate(found.value or ())}
+        pairs = {key: winner for key, winner in found.pairs.items() if winner is not None}
+        settled = len(pairs) == len(found.pairs) and all(
+            a in order and b in order and order[winner] == min(order[a], order[b])
+            for (a, b), winner in pairs.items()
+        )
+        return None if settled else pairs
 
     responses: dict[int, ResponseLabels] = {}
     for rid, r in consensus.responses.items():
