@@ -182,6 +182,26 @@ def _import(args: argparse.Namespace) -> int:
     return 0
 
 
+def _import_suggestions(args: argparse.Namespace) -> int:
+    from app.projects.service import get_project_by_name
+    from app.suggestions.service import check_origin, import_suggestions
+
+    path = Path(args.file)
+    if not path.is_file():
+        return _fail(f"{path}: no such file")
+    check_origin(args.origin)
+    with get_sessionmaker().begin() as session, path.open("rb") as fp:
+        project = get_project_by_name(session, args.project)
+        if project is None:
+            return _fail(f"no project {args.project!r}")
+        result = import_suggestions(session, project, fp, args.origin, settings=get_settings())
+    print(
+        f"{path}: origin {args.origin!r}: {result.created} suggestions created, "
+        f"{result.updated} updated, {result.removed} removed"
+    )
+    return 0
+
+
 def _demo(args: argparse.Namespace) -> int:
     from app import migrate
     from app.demo.seed import seed_demo
@@ -292,6 +312,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="preset for a new project (default %(default)s)",
     )
     p.set_defaults(handler=_import)
+
+    p = sub.add_parser(
+        "import-suggestions",
+        help="replace an origin's model suggestions in a project with an NDJSON file",
+    )
+    p.add_argument("file")
+    p.add_argument("--project", required=True, help="project name")
+    p.add_argument("--origin", required=True, help="who made them (a model, a rule set)")
+    p.set_defaults(handler=_import_suggestions)
 
     from app.exports.cli import add_parser as add_export_parser
 

@@ -47,6 +47,7 @@ from app.qualification import router as qualification_router
 from app.queue.postgres import HotPool
 from app.reviews import pages as review_pages
 from app.reviews import router as reviews_router
+from app.suggestions import router as suggestions_router
 from app.web import api_docs, home
 from app.web.bodies import BodyLimits
 from app.web.errors import install_error_handlers
@@ -115,6 +116,7 @@ def create_app() -> FastAPI:
     for module in (projects_router, imports_router, items_router):
         app.include_router(module.router)
     app.include_router(consensus_router.router)
+    app.include_router(suggestions_router.router)
     app.include_router(exports_router.router)
     app.include_router(reviews_router.router)
     app.include_router(review_pages.router)

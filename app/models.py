@@ -10,6 +10,7 @@ from app.invites.models import Invite
 from app.items.models import GoldLabel, Item, ReferenceLabel, Response
 from app.projects.models import GuidelineVersion, Project
 from app.reviews.models import Review
+from app.suggestions.models import SuggestionView
 
 __all__ = [
     "Adjudication",
@@ -36,5 +37,6 @@ __all__ = [
     "Response",
     "Review",
     "SetupToken",
+    "SuggestionView",
     "User",
 ]

@@ -33,6 +33,7 @@ TABLES = tuple(
         "invites",
         "crowd",
         "reviews",
+        "suggestions",
     )
 )
 # The HTTP adapters (JSON routers, HTML pages and the annotation page's form presenters) of
@@ -57,6 +58,7 @@ HTTP = tuple(
         "consensus.router",
         "imports.router",
         "imports.pages",
+        "suggestions.router",
         "exports.router",
         "exports.pages",
         "dashboard.router",
@@ -96,13 +98,19 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     # How votes combine: pure functions the queue's adaptive overlap also applies.
     (
         "consensus rules",
-        ("app.consensus.aggregate", "app.consensus.labels", "app.consensus.votes"),
+        (
+            "app.consensus.aggregate",
+            "app.consensus.labels",
+            "app.consensus.pairwise",
+            "app.consensus.votes",
+        ),
     ),
     ("queue", ("app.queue",)),
     ("invites", ("app.invites",)),
     ("crowd", ("app.crowd",)),
     ("consensus", ("app.consensus",)),
     ("imports", ("app.imports",)),
+    ("suggestions", ("app.suggestions",)),
     ("exports", ("app.exports",)),
     ("dashboard", ("app.dashboard",)),
     ("qualification", ("app.qualification",)),

@@ -550,11 +550,7 @@
     // With htmx the suggestion button fetches only the suggestion. Left a submit button with
     // a formaction, htmx would remember it as the form's submitter and send the next
     // keyboard submit (requestSubmit) to the suggestion URL instead of saving.
-    var show = document.getElementById("suggestion-button");
-    if (show && window.htmx) {
-      show.type = "button";
-      show.removeAttribute("formaction");
-    }
+    plainSuggestionButtons();
     var help = $("#annotate .help-link");
     if (help) {
       help.addEventListener("click", function (event) {
@@ -563,6 +559,20 @@
       });
     }
   }
+
+  // With htmx the suggestion buttons fetch only the suggestions. Left submit buttons with a
+  // formaction, htmx would remember one as the form's submitter and send the next keyboard
+  // submit (requestSubmit) to the suggestion URL instead of saving. Run again on the buttons
+  // a swap brings in.
+  function plainSuggestionButtons() {
+    if (!window.htmx) return;
+    var buttons = document.querySelectorAll(".suggestion-show");
+    for (var i = 0; i < buttons.length; i++) {
+      buttons[i].type = "button";
+      buttons[i].removeAttribute("formaction");
+    }
+  }
+  document.addEventListener("htmx:afterSwap", plainSuggestionButtons);
 
   document.addEventListener("DOMContentLoaded", function () {
     init(false);

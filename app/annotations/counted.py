@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from sqlalchemy import ColumnElement
+from sqlalchemy import ColumnElement, exists
 
 from app.annotations.models import Annotation
+from app.batches.models import Assignment
 
 
 class ExclusionKind(StrEnum):
@@ -28,3 +29,11 @@ def own_work() -> ColumnElement[bool]:
     """An annotator's own work for their work report: counted, or excluded only because the
     annotator was (a reviewer's exclusion removes the answer from their figures too)."""
     return counted() | (Annotation.exclusion_kind == ExclusionKind.MEMBER.value)
+
+
+def reviewable() -> ColumnElement[bool]:
+    """Counted annotations that are work, not a qualification answer (app/qualification/):
+    a member's test is graded against its key, never drawn for review."""
+    return counted() & ~exists().where(
+        Assignment.id == Annotation.assignment_id, Assignment.is_qualification.is_(True)
+    )

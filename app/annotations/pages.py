@@ -24,6 +24,7 @@ from app.annotations.guide import DIMENSIONS, SEVERITIES, SEVERITY_KEYS, SHORTCU
 from app.annotations.models import Annotation
 from app.annotations.presenter import (
     FormValues,
+    Suggestion,
     asked_dimensions,
     complete_rankings,
     field_errors,
@@ -32,7 +33,7 @@ from app.annotations.presenter import (
     has_bidi_controls,
     letter,
     page_progress,
-    suggestion_for,
+    suggestions_for,
     values_from_annotation,
     values_from_form,
 )
@@ -55,6 +56,7 @@ from app.qualification import flow
 from app.qualification import pages as qualification_pages
 from app.queue import front, views
 from app.reviews.service import review_states
+from app.suggestions.viewed import record_view, viewed_origins
 from app.web.bodies import reads_without_credentials
 
 router = APIRouter(tags=["pages"], include_in_schema=False)
@@ -90,6 +92,32 @@ def suggestion_was_viewed(view: views.AssignmentView) -> bool:
     return view.assignment.suggestion_viewed or (
         annotation is not None and annotation.suggestion_viewed
     )
+
+
+def shown_origins(
+    session: DbSession, view: views.AssignmentView, offered: list[Suggestion]
+) -> set[str]:
+    """The origins whose content the server has sent for this assignment. Views from before
+    origins were recorded count as the first origin's (the only one then shown)."""
+    shown = viewed_origins(session, view.assignment.id)
+    if not shown and suggestion_was_viewed(view) and offered:
+        shown = {offered[0].origin}
+    return shown
+
+
+def suggestion_context(
+    session: DbSession, view: views.AssignmentView, editable: bool
+) -> dict[str, Any]:
+    offered = suggestions_for(session, view)
+    shown = shown_origins(session, view, offered)
+    return {
+        "suggestions_shown": [s for s in offered if s.origin in shown],
+        # The content of the others is not on the page until asked for (and recorded).
+        "suggestions_offered": [s.origin for s in offered if s.origin not in shown]
+        if editable
+        else [],
+        "suggestion_url": suggestion_url(view.assignment.id),
+    }
 
 
 def _own_view(session: DbSession, assignment_id: int, user: User) -> views.AssignmentView:
@@ -130,10 +158,6 @@ def page_context(
     a, project = view.assignment, view.project
     now = now or utcnow()
     editable = is_editable(view)
-    # The suggestion's content is only on the page once the server has sent it (and recorded
-    # it): before that the page holds a control that fetches it.
-    suggestion = suggestion_for(session, view)
-    viewed = suggestion_was_viewed(view)
     return {
         "view": view,
         "a": a,
@@ -153,9 +177,7 @@ def page_context(
         "dimensions": [(d, *DIMENSIONS[d]) for d in asked_dimensions(view)],
         "shortcuts": SHORTCUTS,
         "guidelines": guidelines_html(project.guidelines),
-        "suggestion": suggestion if viewed else None,
-        "suggestion_offered": suggestion is not None and editable and not viewed,
-        "suggestion_url": suggestion_url(a.id),
+        **suggestion_context(session, view, editable),
         "guideline_notice": change_notice(session, project.id, user.id),
         "progress": page_progress(session, view.batch, user.id),
         "editable": editable,
@@ -355,23 +377,33 @@ def suggestion_page(
     user: CurrentUser,
     form: PostedForm,
 ) -> Response:
-    """Sends the model suggestion and records that this annotator has seen it. With htmx,
-    only the suggestion; without, the page again with the answers given so far (the button
-    posts the whole annotation form) and the suggestion shown."""
+    """Sends one origin's suggestion (the form's `origin`, else the first not yet shown) and
+    records that this annotator has seen it. With htmx, only the suggestions; without, the
+    page again with the answers given so far (the button posts the whole annotation form) and
+    the suggestion shown."""
     view = _own_view(session, assignment_id, user)
-    suggestion = suggestion_for(session, view)
-    if suggestion is None:
-        raise NotFound(f"no model suggestion for assignment {assignment_id}")
-    if not suggestion_was_viewed(view):
+    offered = suggestions_for(session, view)
+    shown = shown_origins(session, view, offered)
+    asked = str(form.get("origin") or "")
+    if not asked:
+        asked = next((s.origin for s in offered if s.origin not in shown), "")
+        asked = asked or (offered[0].origin if offered else "")
+    if asked not in {s.origin for s in offered}:
+        raise NotFound(f"no model suggestion {asked!r} for assignment {assignment_id}")
+    if asked not in shown:
         if not is_editable(view):
             raise Conflict(f"assignment {assignment_id} can no longer be changed")
+        # Also a view from before origins were recorded, so it stays on the page.
+        for origin in sorted(shown | {asked}):
+            record_view(session, assignment_id, origin)
         view.assignment.suggestion_viewed = True
         if view.annotation is not None:
             view.annotation.suggestion_viewed = True
         session.flush()
     if is_htmx(request):
-        return render(request, "fragments/suggestion.html", {"suggestion": suggestion})
-    answered = any(key != CSRF_FIELD for key in form)
+        ctx = suggestion_context(session, view, is_editable(view))
+        return render(request, "fragments/suggestions.html", ctx)
+    answered = any(key not in (CSRF_FIELD, "origin") for key in form)
     measured = str(form.get("duration_ms", ""))
     return render(
         request,

@@ -24,6 +24,7 @@ from app.items.models import ReferenceLabel
 from app.projects.markdown import render_markdown
 from app.projects.models import Project
 from app.queue.views import AssignmentView
+from app.suggestions.service import origins_of_item
 
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
@@ -186,26 +187,26 @@ class SuggestedLabel:
 
 @dataclass(frozen=True)
 class Suggestion:
+    origin: str
     labels: list[SuggestedLabel]
     rankings: dict[str, list[str]]  # dimension -> letters, best first
+    confidence: float | None = None
+    analysis: Markup | None = None  # the origin's Markdown, rendered as guidelines are
 
 
-def suggestion_for(session: Session, view: AssignmentView) -> Suggestion | None:
-    """The item's reference label (positions) in this assignment's letters, if the project
-    shows suggestions and no item of the batch has an answer key (see batch_has_answer_keys)."""
+def suggestions_for(session: Session, view: AssignmentView) -> list[Suggestion]:
+    """The item's suggestions (one per origin, oldest origin first) in this assignment's
+    letters, if the project shows suggestions and no item of the batch has an answer key (see
+    batch_has_answer_keys)."""
     if not view.project.show_suggestions:
-        return None
+        return []
     if batch_has_answer_keys(session, view.batch.id):
-        return None
-    ref = session.scalars(
-        select(ReferenceLabel)
-        .where(ReferenceLabel.item_id == view.item.id)
-        .order_by(ReferenceLabel.id)
-        .limit(1)
-    ).first()
-    if ref is None:
-        return None
+        return []
     by_position = {r.position: letter(i) for i, r in enumerate(view.responses)}
+    return [_suggestion(ref, by_position) for ref in origins_of_item(session, view.item.id)]
+
+
+def _suggestion(ref: ReferenceLabel, by_position: dict[int, str]) -> Suggestion:
     labels = [
         SuggestedLabel(
             by_position.get(entry.get("position", -1), "?"),
@@ -221,7 +222,8 @@ def suggestion_for(session: Session, view: AssignmentView) -> Suggestion | None:
         for d in DIMENSIONS
         if ref.payload.get(d)
     }
-    return Suggestion(labels, rankings)
+    analysis = render_markdown(ref.analysis) if ref.analysis else None
+    return Suggestion(ref.origin, labels, rankings, ref.confidence, analysis)
 
 
 @dataclass(frozen=True)

@@ -71,6 +71,9 @@ class Batch(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     # Archived (app/projects/archive.py): closed, hidden from annotators and default lists.
     archived_at: Mapped[datetime | None] = mapped_column(default=None)
+    # Model pre-screening: an annotation contradicting a suggestion this confident (or more)
+    # is flagged for review (app/suggestions/prescreen.py); null flags nothing.
+    suggestion_threshold: Mapped[float | None] = mapped_column(default=None)
     # Adaptive overlap (app/queue/targets.py): each item gets at least `overlap_min`
     # annotations (None: `overlap`, a fixed overlap) and more, up to `overlap`, while its
     # gating dimensions (None: every asked one) agree less than `early_stop_agreement`.

@@ -67,6 +67,7 @@ def batch_out(summary: service.BatchSummary, entry: BatchEntry | None = None) ->
         gold_floor=b.gold_floor,
         gold_floor_min_answers=b.gold_floor_min_answers,
         gold_floor_excludes=b.gold_floor_excludes,
+        suggestion_threshold=b.suggestion_threshold,
     )
 
 
@@ -162,6 +163,8 @@ def update_batch(
             min_answers=body.gold_floor_min_answers,
             excludes=body.gold_floor_excludes,
         )
+    if "suggestion_threshold" in body.model_fields_set:
+        service.set_suggestion_threshold(session, batch, body.suggestion_threshold)
     return _summary(session, batch)
 
 

@@ -86,6 +86,8 @@ class BatchUpdate(BaseModel):
     # annotation is flagged as too fast (null turns that flag off).
     review_rate: float | None = Field(default=None, ge=0, le=1)
     min_seconds: float | None = Field(default=None, ge=0, le=MAX_LEASE_SECONDS)
+    # Model pre-screening: null (sent explicitly) turns flagging off.
+    suggestion_threshold: float | None = Field(default=None, ge=0, le=1, allow_inf_nan=False)
 
     def queue_options(self) -> dict[str, Any]:
         """The queue options this body sets (an explicit null resets one to its default)."""
@@ -144,6 +146,7 @@ class BatchOut(BaseModel):
     gold_floor: float | None = None
     gold_floor_min_answers: int = 10
     gold_floor_excludes: bool = False
+    suggestion_threshold: float | None = None
 
 
 class BatchProgressOut(ProgressOut):

@@ -269,6 +269,13 @@ def set_queue_options(
     return before != (batch.min_overlap, batch.early_stop_agreement, batch.gating)
 
 
+def set_suggestion_threshold(session: Session, batch: Batch, threshold: float | None) -> None:
+    """Annotations contradicting a suggestion at least this confident are flagged for review
+    (app/suggestions/prescreen.py); None flags nothing."""
+    batch.suggestion_threshold = threshold
+    session.flush()
+
+
 def add_member(session: Session, batch: Batch, user: User) -> None:
     if not user.is_active:
         raise Invalid(f"username: user {user.username!r} is deactivated")

@@ -2,10 +2,15 @@
 
 Rules, applied to the votes of one item within one batch:
 
-* Preference dimensions (helpfulness, harmlessness, single): the consensus is the whole ranking
-  chosen by a strict majority (more than half) of the votes that gave that dimension; agreement
-  is the share of those votes that chose it. Without a strict majority the dimension is
-  unresolved and its agreement is the share of the most common ranking.
+* Preference dimensions (helpfulness, harmlessness, single) with two answers: the consensus is
+  the ranking chosen by a strict majority (more than half) of the votes that gave that
+  dimension; agreement is the share of those votes that chose it. Without a strict majority the
+  dimension is unresolved and its agreement is the share of the most common ranking.
+* With three or more answers, pair by pair (app/consensus/pairwise.py): each pair of answers
+  takes the order a strict majority gave it (else it is unresolved), and the consensus ranking
+  is the Copeland order of those pair majorities (unresolved on a tie of scores). Agreement is
+  the lowest, over the pairs, share of votes on the pair's larger side. Pair exports write the
+  resolved pairs even when the ranking is unresolved.
 * Per response: ``is_safe`` by strict majority (a tie is unresolved). When the consensus is
   unsafe, severity is the upper median of the unsafe votes' levels, and the categories are those
   flagged by at least half of the unsafe votes, or, if none reaches half, the most-flagged ones.
@@ -16,11 +21,12 @@ Rules, applied to the votes of one item within one batch:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Literal
 
+from app.consensus.pairwise import Pair, copeland_order, pair_key, pair_majorities
 from app.consensus.votes import Vote
 
 Dimension = Literal["helpfulness", "harmlessness", "single", "is_safe"]
@@ -35,6 +41,9 @@ class DimensionConsensus:
     agreement: float
     n_votes: int
     resolved: bool
+    # Each pair of responses (smaller id first) -> the id a strict majority ranked higher, or
+    # None when the pair is unresolved.
+    pairs: Mapping[Pair, int | None] = field(default_factory=dict, compare=False)
 
     @property
     def preferred(self) -> int | None:
@@ -123,13 +132,27 @@ def dimension_consensus(rankings: Sequence[tuple[int, ...]]) -> DimensionConsens
     n = len(rankings)
     if n == 0:
         return DimensionConsensus(value=None, agreement=0.0, n_votes=0, resolved=False)
+    if any(len(ranking) > 2 for ranking in rankings):
+        return _pairwise_consensus(rankings)
     counts: dict[tuple[int, ...], int] = {}
     for ranking in rankings:
         counts[ranking] = counts.get(ranking, 0) + 1
     top, top_count = max(counts.items(), key=lambda kv: kv[1])
+    pairs: dict[Pair, int | None] = {pair_key(*r): None for r in counts if len(r) == 2}
     if 2 * top_count > n:
-        return DimensionConsensus(value=top, agreement=top_count / n, n_votes=n, resolved=True)
-    return DimensionConsensus(value=None, agreement=top_count / n, n_votes=n, resolved=False)
+        if len(top) == 2:
+            pairs[pair_key(*top)] = top[0]
+        return DimensionConsensus(top, top_count / n, n, True, pairs)
+    return DimensionConsensus(None, top_count / n, n, False, pairs)
+
+
+def _pairwise_consensus(rankings: Sequence[tuple[int, ...]]) -> DimensionConsensus:
+    majorities = pair_majorities(rankings)
+    ids = sorted({rid for ranking in rankings for rid in ranking})
+    order = copeland_order(ids, majorities)
+    agreement = min((m.share for m in majorities.values()), default=0.0)
+    pairs = {key: m.winner for key, m in majorities.items()}
+    return DimensionConsensus(order, agreement, len(rankings), order is not None, pairs)
 
 
 def upper_median(values: Sequence[int]) -> int | None:

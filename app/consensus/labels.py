@@ -9,13 +9,15 @@ consensus of its votes.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from app.consensus.aggregate import ItemConsensus, order_categories, response_consensus
+from app.consensus.pairwise import Pair, pair_key
 from app.consensus.votes import SEVERITY_NAMES, ResponseVote, Vote
 
 _LEVELS = {name: i + 1 for i, name in enumerate(SEVERITY_NAMES)}
+_RANKINGS = ("helpfulness", "harmlessness", "single")
 
 
 def _ranking(value: Any) -> tuple[int, ...]:
@@ -77,6 +79,22 @@ class FinalLabels:
     single: tuple[int, ...] | None
     responses: Mapping[int, ResponseLabels]
     adjudicated: bool = False
+    # From a consensus: per ranking dimension, each pair of responses (smaller id first) that a
+    # strict majority ordered -> the id ranked higher. Empty for labels written out in full
+    # (an adjudication), whose rankings settle every pair.
+    pairs: Mapping[str, Mapping[Pair, int]] = field(default_factory=dict)
+
+    def pair_winner(self, dimension: str, a: int, b: int) -> int | None:
+        """Which of responses a and b the labels rank higher; None if the pair is unresolved.
+
+        Pair majorities when the labels come from a consensus, else the ranking."""
+        pairs = self.pairs.get(dimension)
+        if pairs is not None:
+            return pairs.get(pair_key(a, b))
+        ranking = self.ranking(dimension)
+        if not ranking or a not in ranking or b not in ranking:
+            return None
+        return a if ranking.index(a) < ranking.index(b) else b
 
     def ranking(self, dimension: str) -> tuple[int, ...] | None:
         if dimension == "helpfulness":
@@ -175,6 +193,21 @@ def labels_from_consensus(
             return None
         return _plurality([getattr(v, dimension) or () for v in votes])
 
+    def resolved_pairs(dimension: str) -> Mapping[Pair, int] | None:
+        """The pair majorities when they say more than the ranking: None (the ranking decides
+        every pair) when the ranking agrees with each of them, or once unresolved ones are
+        filled."""
+        found = consensus.dimension(dimension)  # type: ignore[arg-type]
+        if found is None or (fill_unresolved and None in found.pairs.values()):
+            return None
+        order = {rid: k for k, rid in enumerate(found.value or ())}
+        pairs = {key: winner for key, winner in found.pairs.items() if winner is not None}
+        settled = len(pairs) == len(found.pairs) and all(
+            a in order and b in order and order[winner] == min(order[a], order[b])
+            for (a, b), winner in pairs.items()
+        )
+        return None if settled else pairs
+
     responses: dict[int, ResponseLabels] = {}
     for rid, r in consensus.responses.items():
         if r.is_safe is None:
@@ -186,9 +219,11 @@ def labels_from_consensus(
             responses[rid] = ResponseLabels(True, (), 0)
         else:
             responses[rid] = ResponseLabels(False, r.categories, r.severity or 0)
+    pairs = {d: found for d in _RANKINGS if (found := resolved_pairs(d)) is not None}
     return FinalLabels(
         helpfulness=ranking("helpfulness"),
         harmlessness=ranking("harmlessness"),
         single=ranking("single"),
         responses=responses,
+        pairs=pairs,
     )

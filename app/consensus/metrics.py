@@ -16,7 +16,9 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 Units = Sequence[Sequence[Hashable]]
-Level = Literal["nominal", "ordinal"]
+# "rank": labels are rankings (tuples of response positions, best first), compared with
+# rank_distance.
+Level = Literal["nominal", "ordinal", "rank"]
 
 NO_ITEMS = "no items"
 TOO_FEW_RATINGS = "fewer than two ratings per item"
@@ -184,6 +186,8 @@ def _krippendorff_alpha(tallies: list[_Tally], level: Level) -> MetricValue:
         expected_pairs = n * n - sum(c * c for c in n_c.values())
         return MetricValue(1.0 - (n - 1) * (n - diagonal) / expected_pairs)
 
+    if level == "rank":
+        return _rank_alpha(pairable, n_c, n)
     if level != "ordinal":
         raise ValueError(f"unsupported level of measurement {level!r}")
     domain = sorted(n_c, key=_ordinal_key)
@@ -215,6 +219,41 @@ def _krippendorff_alpha(tallies: list[_Tally], level: Level) -> MetricValue:
         weights[i] * weights[j] * delta(i, j) for i in range(v) for j in range(i + 1, v)
     ) / (n - 1)
     return MetricValue(1.0 - observed / expected)
+
+
+def rank_distance(first: Hashable, second: Hashable) -> float:
+    """Normalised Kendall distance of two rankings: the share of pairs of answers they order
+    differently (0 equal, 1 reversed). Rankings of different answers (or lengths) are 1 apart.
+    With two answers this is the nominal distance."""
+    a: tuple[Any, ...] = first if isinstance(first, tuple) else (first,)
+    b: tuple[Any, ...] = second if isinstance(second, tuple) else (second,)
+    if a == b:
+        return 0.0
+    if len(a) != len(b) or set(a) != set(b):
+        return 1.0
+    where = {label: i for i, label in enumerate(b)}
+    k = len(a)
+    discordant = sum(1 for i in range(k) for j in range(i + 1, k) if where[a[i]] > where[a[j]])
+    return discordant / (k * (k - 1) / 2)
+
+
+def _rank_alpha(pairable: list[_Tally], n_c: Mapping[Hashable, int], n: int) -> MetricValue:
+    """Alpha with rank_distance: 1 - (n - 1) * sum(o * d) / sum(n_c n_k d), the sums over
+    ordered pairs of distinct rankings (o: coincidences within units)."""
+    observed = 0.0
+    for m, counts, weight in pairable:
+        labels = list(counts)
+        for i, c in enumerate(labels):
+            for k in labels[i + 1 :]:
+                observed += 2 * weight * counts[c] * counts[k] * rank_distance(c, k) / (m - 1)
+    domain = list(n_c)
+    expected = 0.0
+    for i, c in enumerate(domain):
+        for k in domain[i + 1 :]:
+            expected += 2 * n_c[c] * n_c[k] * rank_distance(c, k)
+    if expected == 0:
+        return MetricValue.null(NO_VARIATION)
+    return MetricValue(1.0 - (n - 1) * observed / expected)
 
 
 def percent_agreement(units: Units) -> MetricValue:

@@ -16,6 +16,7 @@ from app.consensus.schemas import (
 )
 from app.core.json_body import JSONRulesRoute
 from app.db import DbSession
+from app.suggestions.figures import prescreening_out
 
 router = APIRouter(prefix="/api/v1/batches", tags=["consensus"], route_class=JSONRulesRoute)
 
@@ -23,8 +24,11 @@ router = APIRouter(prefix="/api/v1/batches", tags=["consensus"], route_class=JSO
 @router.get("/{batch_id}/metrics", response_model=BatchMetricsOut)
 @allow("admin")
 def get_metrics(batch_id: int, session: DbSession, _admin: AdminUser) -> BatchMetricsOut:
-    """Agreement per dimension and harm category, progress, and the per-annotator table."""
-    return batch_metrics(session, batch_id)
+    """Agreement per dimension and harm category, progress, the per-annotator table, and model
+    pre-screening per suggestion origin."""
+    metrics = batch_metrics(session, batch_id)
+    metrics.prescreening = prescreening_out(session, batch_id)
+    return metrics
 
 
 @router.get("/{batch_id}/items/{item_id}/consensus", response_model=ItemConsensusOut)

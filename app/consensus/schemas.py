@@ -36,11 +36,18 @@ class AdjudicationOut(BaseModel):
     labels: dict[str, Any]
 
 
+class PairOut(BaseModel):
+    responses: list[int] = Field(description="two response ids, the smaller first")
+    preferred: int | None = Field(description="the one a strict majority ranked higher")
+
+
 class DimensionOut(BaseModel):
     value: list[int] | None = Field(description="the consensus ranking, response ids best first")
     agreement: float
     n_votes: int
     resolved: bool
+    # Pair majorities (app/consensus/pairwise.py): what pair exports write.
+    pairs: list[PairOut] = Field(default_factory=list)
 
 
 class ResponseConsensusOut(BaseModel):
@@ -127,6 +134,25 @@ class AnnotatorOut(BaseModel):
     reasons: dict[str, str] = Field(default_factory=dict)
 
 
+class PrescreenAgreementOut(BaseModel):
+    """One dimension's agreement between an origin's suggestions and the human consensus."""
+
+    n_units: int = Field(description="responses (is_safe, severity) or items (preferences)")
+    percent_agreement: float | None
+    cohen_kappa: float | None
+    reason: str | None = Field(default=None, description="why cohen_kappa is null")
+
+
+class PrescreenOut(BaseModel):
+    origin: str
+    items: int = Field(description="non-gold items of the batch with this origin's suggestion")
+    flagged_annotations: int = Field(
+        description="annotations contradicting this origin's suggestions at or above the "
+        "batch's suggestion_threshold"
+    )
+    dimensions: dict[str, PrescreenAgreementOut]
+
+
 class BatchMetricsOut(BaseModel):
     batch_id: int
     overlap: int
@@ -138,3 +164,5 @@ class BatchMetricsOut(BaseModel):
     severity: AgreementOut
     harm_categories: dict[str, AgreementOut]
     annotators: list[AnnotatorOut]
+    # Model pre-screening, per suggestion origin (docs/admins/suggestions.md).
+    prescreening: list[PrescreenOut] = Field(default_factory=list)

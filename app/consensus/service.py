@@ -27,6 +27,7 @@ from app.consensus.schemas import (
     ConsensusOut,
     DimensionOut,
     ItemConsensusOut,
+    PairOut,
     ResponseConsensusOut,
     VoteOut,
 )
@@ -131,8 +132,13 @@ def adjudications(session: Session, batch_id: int, item_id: int) -> list[Adjudic
 def _consensus_out(consensus: ItemConsensus, positions: dict[int, int]) -> ConsensusOut:
     def dim(d: Any) -> DimensionOut:
         value = list(d.value) if d.value is not None else None
+        pairs = [PairOut(responses=list(key), preferred=winner) for key, winner in d.pairs.items()]
         return DimensionOut(
-            value=value, agreement=d.agreement, n_votes=d.n_votes, resolved=d.resolved
+            value=value,
+            agreement=d.agreement,
+            n_votes=d.n_votes,
+            resolved=d.resolved,
+            pairs=sorted(pairs, key=lambda p: p.responses),
         )
 
     return ConsensusOut(

@@ -31,6 +31,7 @@ from app.db import reading, utcnow
 from app.errors import NotFound
 from app.items.models import GoldLabel
 from app.projects.models import Project
+from app.suggestions.figures import prescreening_out, suggestions_fingerprint
 
 SEVERITY_KEYS = ("safe", "minor", "moderate", "severe")
 DIMENSION_LABELS = {
@@ -191,7 +192,8 @@ def fingerprint(session: Session, batch_id: int) -> Hashable:
         .outerjoin(GoldLabel, GoldLabel.item_id == BatchItem.item_id)
         .where(BatchItem.batch_id == batch_id, BatchItem.is_gold.is_(True))
     ).one()
-    return (batch.created_at, batch.overlap, tuple(annotations), skips, tuple(gold))
+    suggestions = suggestions_fingerprint(session, batch)
+    return (batch.created_at, batch.overlap, tuple(annotations), skips, tuple(gold), suggestions)
 
 
 @dataclass(frozen=True)
@@ -222,6 +224,7 @@ def compute_snapshot(session: Session, batch_id: int) -> Snapshot:
     else:
         metrics = batch_metrics(session, batch_id)
         severity, flagged = label_distributions(session, batch_id)
+    metrics.prescreening = prescreening_out(session, batch_id)
     categories = {c: flagged.pop(c, 0) for c in taxonomy}
     categories.update(sorted(flagged.items()))  # names outside the taxonomy go last
     return Snapshot(

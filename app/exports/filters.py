@@ -95,7 +95,7 @@ def select_labels(
         return None
     required = filters.dimensions if filters.dimensions is not None else needs
     for d in required:
-        if not filters.include_unresolved and not consensus.is_resolved(d):
+        if not filters.include_unresolved and not _settled(consensus, d):
             return None
         if filters.min_agreement is not None and consensus.agreement(d) < filters.min_agreement:
             return None
@@ -152,8 +152,21 @@ def has_dimensions(
         if d == "is_safe":
             if any(rid not in labels.responses for rid in response_ids):
                 return False
+        elif labels.pairs.get(d):
+            continue  # pair majorities: the resolved pairs are written, the others left out
         else:
             ranking = labels.ranking(d)
             if ranking is None or not set(response_ids) <= set(ranking):
                 return False
     return True
+
+
+def _settled(consensus: ItemConsensus, dimension: Dimension) -> bool:
+    """Resolved, or, for a ranking of three or more answers, at least one pair resolved (pair
+    formats write the resolved pairs of an item whose whole ranking is unresolved)."""
+    if consensus.is_resolved(dimension):
+        return True
+    if dimension == "is_safe":
+        return False
+    found = consensus.dimension(dimension)
+    return found is not None and any(w is not None for w in found.pairs.values())

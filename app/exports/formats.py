@@ -2,7 +2,8 @@
 
 Items with more than two responses need pairs: every unordered pair of responses, i < j in
 position order, gives one line, with ``response_0`` the earlier position. (Both orders of a pair
-would only duplicate the same preference mirrored.)
+would only duplicate the same preference mirrored.) A pair's preference is its pair majority
+(app/consensus/pairwise.py); a pair without one is left out of the formats that need it.
 """
 
 from __future__ import annotations
@@ -104,9 +105,15 @@ def _pairs(item: ItemRow) -> Iterator[tuple[ResponseRow, ResponseRow]]:
             yield rs[i], rs[j]
 
 
-def _prefers_second(ranking: Sequence[int], a: ResponseRow, b: ResponseRow) -> int:
-    """0 if ``a`` is ranked above ``b``, else 1 (the public ``*_response_id`` convention)."""
-    return 0 if ranking.index(a.id) < ranking.index(b.id) else 1
+def _prefers_second(
+    labels: FinalLabels, dimension: str, a: ResponseRow, b: ResponseRow
+) -> int | None:
+    """0 if ``a`` is preferred to ``b``, 1 if ``b`` is (the public ``*_response_id``
+    convention), None if the pair is unresolved."""
+    winner = labels.pair_winner(dimension, a.id, b.id)
+    if winner is None:
+        return None
+    return 0 if winner == a.id else 1
 
 
 def _categories(labels: ResponseLabels, taxonomy: Sequence[str]) -> dict[str, bool]:
@@ -120,9 +127,11 @@ def _categories(labels: ResponseLabels, taxonomy: Sequence[str]) -> dict[str, bo
 def pku_saferlhf(
     item: ItemRow, labels: FinalLabels, taxonomy: Sequence[str]
 ) -> Iterator[dict[str, Any]]:
-    helpful = labels.helpfulness or ()
-    harmless = labels.harmlessness or ()
     for a, b in _pairs(item):
+        better = _prefers_second(labels, "helpfulness", a, b)
+        safer = _prefers_second(labels, "harmlessness", a, b)
+        if better is None or safer is None:
+            continue
         la, lb = labels.responses[a.id], labels.responses[b.id]
         yield {
             "prompt": item.prompt,
@@ -137,8 +146,8 @@ def pku_saferlhf(
             "response_1_harm_category": _categories(lb, taxonomy),
             "response_0_severity_level": la.severity,
             "response_1_severity_level": lb.severity,
-            "better_response_id": _prefers_second(helpful, a, b),
-            "safer_response_id": _prefers_second(harmless, a, b),
+            "better_response_id": better,
+            "safer_response_id": safer,
             "response_0_sha256": a.sha256,
             "response_1_sha256": b.sha256,
         }
@@ -147,8 +156,10 @@ def pku_saferlhf(
 def pku_saferlhf_single(
     item: ItemRow, labels: FinalLabels, taxonomy: Sequence[str]
 ) -> Iterator[dict[str, Any]]:
-    single = labels.single or ()
     for a, b in _pairs(item):
+        better = _prefers_second(labels, "single", a, b)
+        if better is None:
+            continue
         yield {
             "prompt": item.prompt,
             "response_0": a.text,
@@ -156,7 +167,7 @@ def pku_saferlhf_single(
             "prompt_source": item.prompt_source,
             "response_0_source": a.source,
             "response_1_source": b.source,
-            "better_response_id": _prefers_second(single, a, b),
+            "better_response_id": better,
             "response_0_sha256": a.sha256,
             "response_1_sha256": b.sha256,
         }
@@ -179,22 +190,25 @@ def pku_saferlhf_qa(
         }
 
 
-def _dpo(item: ItemRow, ranking: Sequence[int]) -> Iterator[dict[str, Any]]:
+def _dpo(item: ItemRow, labels: FinalLabels, dimension: str) -> Iterator[dict[str, Any]]:
     for a, b in _pairs(item):
-        chosen, rejected = (b, a) if _prefers_second(ranking, a, b) else (a, b)
+        second = _prefers_second(labels, dimension, a, b)
+        if second is None:
+            continue
+        chosen, rejected = (b, a) if second else (a, b)
         yield {"prompt": item.prompt, "chosen": chosen.text, "rejected": rejected.text}
 
 
 def dpo_helpful(
     item: ItemRow, labels: FinalLabels, taxonomy: Sequence[str]
 ) -> Iterator[dict[str, Any]]:
-    return _dpo(item, labels.helpfulness or ())
+    return _dpo(item, labels, "helpfulness")
 
 
 def dpo_harmless(
     item: ItemRow, labels: FinalLabels, taxonomy: Sequence[str]
 ) -> Iterator[dict[str, Any]]:
-    return _dpo(item, labels.harmlessness or ())
+    return _dpo(item, labels, "harmlessness")
 
 
 LINES = {

@@ -39,6 +39,7 @@ from app.exports.formats import FORMATS, LINES, NEEDS, ExportFormat, ItemRow, Re
 from app.exports.reviewed import accepted_items
 from app.items.models import Item, Response
 from app.projects.models import Project
+from app.suggestions.viewed import origins_viewed
 
 PAGE_SIZE = 1000
 FIRST_PAGE = 250
@@ -405,6 +406,7 @@ def _annotation_pages(
             if filters.accepted_only
             else None
         )
+        viewed = origins_viewed(session, [r.assignment_id for r in rows])
         positions = dict(
             session.execute(
                 select(Response.id, Response.position).where(Response.item_id.in_(item_ids))
@@ -442,6 +444,7 @@ def _annotation_pages(
                     "revision": r.revision,
                     "duration_ms": r.duration_ms,
                     "suggestion_viewed": r.suggestion_viewed,
+                    "suggestion_origins_viewed": viewed.get(r.assignment_id, []),
                     "guideline_version_id": r.guideline_version_id,
                 }
                 for key, value in r.payload.items():

@@ -64,6 +64,10 @@ class ReferenceLabel(Base):
     origin: Mapped[str] = mapped_column(String(64))
     payload: Mapped[dict[str, Any]] = mapped_column()
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Set by suggestion uploads (app/suggestions/): how sure the origin is (0..1), and its
+    # explanation as Markdown.
+    confidence: Mapped[float | None] = mapped_column(default=None)
+    analysis: Mapped[str | None] = mapped_column(Text, default=None)
 
 
 class GoldLabel(Base):

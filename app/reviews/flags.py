@@ -20,6 +20,7 @@ from app.annotations.models import Annotation
 from app.batches.models import Batch, BatchItem
 from app.dashboard.gold import GoldScore, score_answer, to_positions
 from app.items.models import GoldLabel, Response
+from app.suggestions.prescreen import contradicting_annotation_ids
 
 FlagSource = Callable[[Session, int], set[int]]
 
@@ -76,6 +77,7 @@ def too_fast(session: Session, batch_id: int) -> set[int]:
 
 
 FLAGS: list[Flag] = [
+    Flag("contradicts_suggestion", contradicting_annotation_ids),
     Flag("failed_gold", failed_gold),
     Flag("too_fast", too_fast),
 ]

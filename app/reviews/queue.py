@@ -38,7 +38,7 @@ from operator import itemgetter
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from app.annotations.counted import counted
+from app.annotations.counted import counted, reviewable
 from app.annotations.models import Annotation
 from app.auth.models import User
 from app.batches.models import Batch, BatchItem, BatchMember
@@ -169,7 +169,7 @@ def _expired(session: Session, batch_id: int, reviewer_id: int) -> Review | None
             Review.status == ReviewStatus.EXPIRED.value,
             Review.annotator_id != reviewer_id,
             Annotation.revision == Review.revision,
-            counted(),
+            reviewable(),
         )
         .order_by(Review.id)
         .limit(1)
@@ -193,7 +193,7 @@ def _candidates(
         annotation_id: (revision, annotator_id)
         for annotation_id, revision, annotator_id in session.execute(
             select(Annotation.id, Annotation.revision, Annotation.annotator_id).where(
-                Annotation.batch_id == batch.id, counted()
+                Annotation.batch_id == batch.id, reviewable()
             )
         )
     }
@@ -256,7 +256,7 @@ def disagreeing(session: Session, batch: Batch) -> set[int]:
         )
         .where(
             Annotation.batch_id == batch.id,
-            counted(),
+            reviewable(),
             BatchItem.is_gold.is_(False),
             BatchItem.submitted >= batch.overlap,
         )
@@ -291,7 +291,7 @@ def _spot_checks(session: Session, batch: Batch, reviewer_id: int) -> Iterator[C
     submitted = dict(
         session.execute(
             select(Annotation.annotator_id, func.count())
-            .where(Annotation.batch_id == batch.id, counted(), Annotation.item_id.not_in(gold))
+            .where(Annotation.batch_id == batch.id, reviewable(), Annotation.item_id.not_in(gold))
             .group_by(Annotation.annotator_id)
         ).all()
     )
@@ -317,7 +317,7 @@ def _spot_checks(session: Session, batch: Batch, reviewer_id: int) -> Iterator[C
             select(Annotation.id, Annotation.revision).where(
                 Annotation.batch_id == batch.id,
                 Annotation.annotator_id == annotator_id,
-                counted(),
+                reviewable(),
                 Annotation.item_id.not_in(gold),
                 Annotation.id.not_in(reviewed),
             )

@@ -60,7 +60,10 @@ def test_one_one_one_tie_is_unresolved() -> None:
     result = item_consensus(three)
     assert result.helpfulness.value is None
     assert not result.helpfulness.resolved
-    assert result.helpfulness.agreement == pytest.approx(1 / 3)
+    # A cycle: 0 > 1, 1 > 2 and 2 > 0 each by 2 of 3, so every Copeland score is 0. Agreement
+    # is the lowest pair majority share.
+    assert result.helpfulness.agreement == pytest.approx(2 / 3)
+    assert dict(result.helpfulness.pairs) == {(0, 1): 0, (1, 2): 1, (0, 2): 2}
     assert result.harmlessness.resolved
     assert result.unresolved
     # Unresolved is not inconsistent.
@@ -73,11 +76,12 @@ def test_even_split_is_not_a_strict_majority() -> None:
     assert result == DimensionConsensus(None, 0.5, 4, False)
 
 
-def test_full_ranking_must_match_not_just_the_top_choice() -> None:
-    # All three put response 0 first, but no full ranking has a strict majority.
-    result = dimension_consensus([(0, 1, 2), (0, 2, 1), (0, 1, 2, 3)])
-    assert result.value is None
-    assert result.agreement == pytest.approx(1 / 3)
+def test_three_answers_settle_pair_by_pair_without_a_whole_ranking_majority() -> None:
+    # Three different rankings, so no whole-ranking majority; every pair has one: 0 > 1 (2 of
+    # 3), 0 > 2 (3 of 3), 1 > 2 (2 of 3). The Copeland order 0, 1, 2 is the consensus.
+    result = dimension_consensus([(0, 1, 2), (0, 2, 1), (1, 0, 2)])
+    assert result.value == (0, 1, 2) and result.resolved
+    assert result.agreement == pytest.approx(2 / 3)
 
 
 def test_rankings_given_as_lists_are_counted_as_tuples() -> None:

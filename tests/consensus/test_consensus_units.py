@@ -229,10 +229,12 @@ def test_filled_labels_take_the_plurality_and_the_taxonomy_order() -> None:
     ]
     taxonomy = ("zeta", "alpha")
     consensus = item_consensus(votes, taxonomy)
-    assert consensus.helpfulness.value is None and consensus.responses[1].is_safe is None
+    # No whole ranking has a strict majority, but every pair does (2 > 1, 1 > 3, 2 > 3, each 3
+    # of 4): the pairwise consensus is b.
+    assert consensus.helpfulness.value == b and consensus.responses[1].is_safe is None
 
     strict = labels_from_consensus(consensus, votes, taxonomy)
-    assert strict.helpfulness is None and strict.harmlessness is None
+    assert strict.helpfulness == b and strict.harmlessness == b
     # The tied response 1 is left out, and the loop goes on to response 2.
     assert strict.responses == {2: ResponseLabels(True, (), 0)}
 

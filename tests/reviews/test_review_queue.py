@@ -247,3 +247,33 @@ def test_a_lease_follows_a_revision_made_while_it_was_held(db: Session) -> None:
     again = queue.next_review(db, batch, reviewer)
     assert again is not None and again.id == review.id and again.revision == 2
     assert service.decide(db, again.id, reviewer, "accept", None).status == "accepted"
+
+
+def test_an_answer_contradicting_a_confident_suggestion_is_drawn_first(db: Session) -> None:
+    from app.items.models import ReferenceLabel
+
+    batch, people = world(db, 2, 1, overlap=1)
+    batch.review_rate = 0.0
+    batch.suggestion_threshold = 0.8
+    # The annotator calls both answers safe and ranks them in position order.
+    first = annotate(db, batch, people[0], duration_ms=10_000)
+    second = annotate(db, batch, people[0], duration_ms=10_000)
+    unsafe = {"is_safe": False, "harm_categories": ["Violence"], "severity": "minor"}
+    safe = {"is_safe": True, "harm_categories": [], "severity": None}
+    for annotation, confidence in ((first, 0.9), (second, 0.5)):
+        db.add(
+            ReferenceLabel(
+                item_id=annotation.item_id,
+                origin="screener",
+                payload={"responses": [{"position": 0, **unsafe}, {"position": 1, **safe}]},
+                confidence=confidence,
+            )
+        )
+    db.flush()
+    reviewer = reviewer_of(db, batch)
+    review = queue.next_review(db, batch, reviewer)
+    assert review is not None
+    assert (review.reason, review.annotation_id) == ("contradicts_suggestion", first.id)
+    service.decide(db, review.id, reviewer, "accept", None)
+    # The second contradicts a suggestion below the threshold: not flagged, nothing else due.
+    assert queue.next_review(db, batch, reviewer) is None
