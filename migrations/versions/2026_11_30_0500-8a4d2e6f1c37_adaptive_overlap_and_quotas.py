@@ -8,7 +8,7 @@ next and submit functions learn the target and the quota, and safepref_target co
 (frozen copies below; app/queue/sql/ holds the canonical text).
 
 Revision ID: 8a4d2e6f1c37
-Revises: 5d1f0c2b7e91
+Revises: 8e2b4d6a1c37
 Create Date: 2026-11-30 05:00:00
 """
 
@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "8a4d2e6f1c37"
-down_revision: str | None = "5d1f0c2b7e91"
+down_revision: str | None = "8e2b4d6a1c37"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
@@ -422,10 +422,10 @@ END $$
 """
 
 
-def _previous() -> ModuleType:
-    """The revision that installed the functions this one replaces (its frozen texts)."""
-    path = next(Path(__file__).parent.glob("*1ada494eb64e_queue_functions_on_postgresql.py"))
-    spec = importlib.util.spec_from_file_location("queue_functions_1ada494eb64e", path)
+def _frozen(revision: str) -> ModuleType:
+    """An earlier revision's module, for the frozen texts it installed."""
+    path = next(Path(__file__).parent.glob(f"*{revision}_*.py"))
+    spec = importlib.util.spec_from_file_location(f"revision_{revision}", path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -460,8 +460,10 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     if op.get_bind().dialect.name == "postgresql":
-        previous = _previous()
-        for source in (previous.CLAIM, previous.NEXT, previous.SUBMIT):
+        # As the previous revisions left them: the claim from the first queue revision, next
+        # and submit from member exclusion (the revision before this one in the chain).
+        first, exclusion = _frozen("1ada494eb64e"), _frozen("8e2a4c6d1f03")
+        for source in (first.CLAIM, exclusion.NEXT, exclusion.SUBMIT):
             op.get_bind().exec_driver_sql(source)
         op.execute("DROP FUNCTION IF EXISTS safepref_target(int, int)")
     op.drop_index("ix_batch_items_queue", table_name="batch_items")

@@ -4,7 +4,7 @@ Model suggestions after import: a confidence and an analysis on reference labels
 each assignment was sent, and a batch's pre-screening threshold.
 
 Revision ID: 8e2a4c6d1f57
-Revises: 5d1f0c2b7e91
+Revises: e14a7c3d9b52
 Create Date: 2026-11-30 05:00:00
 """
 
@@ -16,7 +16,7 @@ from alembic import op
 import app.db
 
 revision: str = "8e2a4c6d1f57"
-down_revision: str | None = "5d1f0c2b7e91"
+down_revision: str | None = "e14a7c3d9b52"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

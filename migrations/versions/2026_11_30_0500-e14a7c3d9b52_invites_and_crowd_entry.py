@@ -4,7 +4,7 @@ Invitation links of a batch (token hashes and use counts), a batch's crowd entry
 participants bound to a crowd platform's ids, and who entered (and consented to) which batch.
 
 Revision ID: e14a7c3d9b52
-Revises: 5d1f0c2b7e91
+Revises: 8e2b6c4d1a57
 Create Date: 2026-11-30 05:00:00
 """
 
@@ -16,7 +16,7 @@ from alembic import op
 import app.db
 
 revision: str = "e14a7c3d9b52"
-down_revision: str | None = "5d1f0c2b7e91"
+down_revision: str | None = "8e2b6c4d1a57"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
