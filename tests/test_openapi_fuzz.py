@@ -53,6 +53,9 @@ OPERATIONS = sorted(
 )
 
 
+REQUEST_TIMEOUT = 120  # seconds
+
+
 def load_schema(app: FastAPI) -> Any:
     schema = schemathesis.openapi.from_dict(DOCUMENT)
     schema.app = app  # requests go to this app in-process, as from_asgi() would set up
@@ -79,6 +82,8 @@ def test_api_conforms_to_its_schema(label: str, role: str, app: FastAPI, fuzz_wo
     @HYPOTHESIS
     @given(case=strategy)
     def check(case: Any) -> None:
-        case.call_and_validate(headers=headers, checks=CHECKS)
+        # The timeout guards against a hang only: schemathesis's default (10 s) was reached by
+        # correct answers on a machine loaded far beyond its cores.
+        case.call_and_validate(headers=headers, checks=CHECKS, timeout=REQUEST_TIMEOUT)
 
     check()
