@@ -196,6 +196,7 @@ def batch_page(request: Request, batch_id: int, session: DbSession, _admin: Admi
         "error": request.query_params.get("error"),
         "n_annotations": batch_annotations(session, batch.id),
         "project_archived": project.archived_at is not None,
+        "gating_dimensions": GATING_LABELS,
         **EXPORT_FORM,
     }
     return render(request, "batch.html", ctx)
@@ -238,9 +239,56 @@ def batch_settings_form(
     lease_minutes: Annotated[int, Form(ge=1, le=7 * 24 * 60)],
 ) -> Response:
     batch = service.get_batch(session, batch_id)
+    before = batch.overlap
     service.update_batch(
         session, batch, name=name, overlap=overlap, lease_seconds=lease_minutes * 60
     )
+    if batch.overlap != before and batch.overlap_min is not None:
+        # An adaptive batch's targets depend on the maximum (app/queue/targets.py).
+        front.refresh_targets(session, batch.id)
+    return redirect(f"/batches/{batch_id}")
+
+
+# The gating dimensions as the page names them.
+GATING_LABELS = {
+    "helpfulness": "Helpfulness",
+    "harmlessness": "Harmlessness",
+    "single": "Overall preference",
+    "is_safe": "Safe / unsafe of each answer",
+}
+
+
+def _whole_number(form: FormData, field: str, label: str) -> int | None:
+    raw = str(form.get(field, "")).strip()
+    if not raw:
+        return None
+    if not raw.isdigit():
+        raise Invalid(f"{label}: {raw!r} is not a whole number")
+    return int(raw)
+
+
+@router.post("/batches/{batch_id}/queue-settings")
+@allow("admin")
+def queue_settings_form(
+    batch_id: int, session: DbSession, _admin: AdminUser, form: Form_
+) -> Response:
+    """Adaptive overlap and the per-person quota (blank fields: a fixed overlap, no quota)."""
+    batch = service.get_batch(session, batch_id)
+    raw_agreement = str(form.get("early_stop_percent", "")).strip() or "100"
+    try:
+        agreement = float(raw_agreement) / 100
+    except ValueError:
+        raise Invalid(f"Stop early at agreement: {raw_agreement!r} is not a number") from None
+    gating = [str(d) for d in form.getlist("gating")]
+    options: dict[str, Any] = {
+        "overlap_min": _whole_number(form, "overlap_min", "At least"),
+        "early_stop_agreement": agreement,
+        # Every dimension ticked is the default (null): every question the project asks.
+        "gating": None if set(gating) >= set(GATING_LABELS) else gating,
+        "max_items_per_annotator": _whole_number(form, "max_items", "Items per person"),
+    }
+    if service.set_queue_options(batch, **options):
+        front.refresh_targets(session, batch.id)
     return redirect(f"/batches/{batch_id}")
 
 

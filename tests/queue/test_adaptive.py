@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import random
 import re
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -473,3 +474,54 @@ def test_dashboard_shows_annotations_per_item_and_what_was_saved(
     assert re.search(r'data-figure="saved">1<', html)
     assert re.search(r'data-figure="wanted_at_most">5<', html)
     assert re.search(r'data-figure="submitted">5 / 5<', html)
+
+
+def test_the_batch_page_sets_adaptive_overlap_and_the_quota(
+    db: Session, client: TestClient, make_user: Any
+) -> None:
+    from tests.support.queue_factory import seed_project
+
+    project, _ = seed_project(db, 3)
+    batch = create_batch(db, project, f"page-{uuid.uuid4().hex[:6]}", overlap=3)
+    admin, _ = make_user(role="admin")
+    db.commit()
+    csrf = logged_in(client, admin.username)
+    url = f"/batches/{batch.id}/queue-settings"
+    form = {
+        "overlap_min": "2",
+        "early_stop_percent": "100",
+        "gating": ["is_safe", "helpfulness"],
+        "max_items": "40",
+        "csrf_token": csrf,
+    }
+    assert client.post(url, data=form, follow_redirects=False).status_code == 303
+    db.expire_all()
+    db.refresh(batch)
+    assert batch.overlap_min == 2 and batch.max_items_per_annotator == 40
+    assert batch.gating == ["helpfulness", "is_safe"]
+    # Every item's target was recomputed: two annotations to start with.
+    wanted = db.scalars(select(BatchItem.wanted).where(BatchItem.batch_id == batch.id)).all()
+    assert wanted == [2, 2, 2]
+    page = client.get(f"/batches/{batch.id}").text
+    assert 'id="overlap-min"' in page and 'value="40"' in page
+
+    for bad, said in (
+        ({"overlap_min": "7"}, "overlap_min"),
+        ({"overlap_min": "two"}, "At least"),
+        ({"max_items": "-3"}, "Items per person"),
+        ({"early_stop_percent": "30"}, "early_stop_agreement"),
+    ):
+        refused = client.post(url, data={**form, **bad}, follow_redirects=False)
+        assert refused.status_code == 422 and said in refused.text, (bad, refused.text)
+
+    # Blank fields and every question ticked: back to a fixed overlap and no quota.
+    reset = {
+        "early_stop_percent": "",
+        "gating": list(("helpfulness", "harmlessness", "single", "is_safe")),
+        "csrf_token": csrf,
+    }
+    assert client.post(url, data=reset, follow_redirects=False).status_code == 303
+    db.expire_all()
+    db.refresh(batch)
+    assert batch.overlap_min is None and batch.max_items_per_annotator is None
+    assert batch.gating is None and batch.early_stop_agreement == 1.0
