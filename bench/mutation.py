@@ -59,23 +59,30 @@ GROUPS: dict[str, tuple[list[str], list[str]]] = {
     ),
     "annotations": (
         ["app/annotations/validation.py"],
-        ["tests/annotations/test_annotation_submit.py"],
+        [
+            "tests/annotations/test_annotation_validation.py",
+            "tests/annotations/test_annotation_submit.py",
+        ],
     ),
     "csrf-access": (
         ["app/core/csrf.py", "app/core/csrf_tokens.py", "app/auth/access.py"],
         [
+            "tests/web/test_csrf_middleware.py",
+            "tests/auth/test_access_rules.py",
             "tests/web/test_csrf_methods.py",
-            "tests/auth/test_auth_sessions.py",
-            "tests/auth/test_access_matrix.py",
         ],
     ),
     "queue": (
         ["app/queue/orm.py"],
-        ["tests/queue/test_queue.py", "tests/queue/test_gold_queue.py"],
+        [
+            "tests/queue/test_queue_skips.py",
+            "tests/queue/test_queue.py",
+            "tests/queue/test_gold_queue.py",
+        ],
     ),
     "imports": (
         ["app/imports/formats.py", "app/imports/lines.py"],
-        ["tests/imports/test_imports.py", "tests/imports/test_import_writer.py"],
+        ["tests/imports/test_import_formats.py", "tests/imports/test_imports.py"],
     ),
 }
 # What a copy needs besides the sources: the tests and the files the app reads at run time.

@@ -1,0 +1,219 @@
+"""Skip, undo of a skip, leaving a batch and closed batches, through the queue's service
+functions: the statuses, the slots counted in `taken`, and each refusal's message."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.batches.models import Assignment, Batch, BatchItem
+from app.batches.service import set_open
+from app.db import utcnow
+from app.errors import Conflict, NotFound
+from app.queue import front
+from tests.queue.test_queue import body_for, make_batch, taken
+
+
+def counts(db: Session, batch: Batch, item_id: int) -> tuple[int, int]:
+    row = db.execute(
+        select(BatchItem.taken, BatchItem.submitted).where(
+            BatchItem.batch_id == batch.id, BatchItem.item_id == item_id
+        )
+    ).one()
+    return row[0], row[1]
+
+
+def status(db: Session, assignment_id: int) -> str:
+    value = db.scalar(
+        select(Assignment.status)
+        .where(Assignment.id == assignment_id)
+        .execution_options(populate_existing=True)
+    )
+    return str(value)
+
+
+def test_undoing_a_skip_leases_the_item_again_and_takes_its_slot_back(db: Session) -> None:
+    batch, (alice,), (item,) = make_batch(db, 1, 1, overlap=1, lease_seconds=600)
+    lease = front.next_assignment(db, batch, alice)
+    assert lease is not None
+    aid = lease.assignment.id
+    assert front.skip(db, aid, alice, "   ").assignment.skip_reason is None
+    assert counts(db, batch, item) == (0, 0)
+    now = utcnow()
+    back = front.unskip(db, aid, alice, now)
+    assert back.id == aid and status(db, aid) == "leased"
+    assert back.skip_reason is None
+    assert back.leased_until is not None
+    assert abs((back.leased_until - (now + timedelta(seconds=600))).total_seconds()) < 1
+    assert counts(db, batch, item) == (1, 0)
+    # Undoing again changes nothing: still one slot.
+    assert front.unskip(db, aid, alice, now).id == aid
+    assert counts(db, batch, item) == (1, 0)
+    # And the lease can be submitted as any other.
+    result = front.submit(db, aid, alice, body_for(db, item))
+    assert result.outcome == "created" and counts(db, batch, item) == (1, 1)
+    with pytest.raises(Conflict) as caught:
+        front.unskip(db, aid, alice, now)
+    assert caught.value.detail == f"assignment {aid} is not skipped"
+
+
+def test_a_skip_cannot_be_undone_once_its_slot_went_to_someone_else(db: Session) -> None:
+    batch, (alice, bob), (item,) = make_batch(db, 1, 2, overlap=1)
+    lease = front.next_assignment(db, batch, alice)
+    assert lease is not None
+    front.skip(db, lease.assignment.id, alice)
+    assert front.next_assignment(db, batch, bob) is not None
+    with pytest.raises(Conflict) as caught:
+        front.unskip(db, lease.assignment.id, alice)
+    assert caught.value.detail == (
+        f"assignment {lease.assignment.id}: the skipped item has gone to other annotators "
+        "meanwhile, so the skip stays"
+    )
+    assert status(db, lease.assignment.id) == "skipped" and taken(db, batch, item) == 1
+
+
+def test_with_overlap_two_a_skip_is_undone_while_one_slot_is_still_free(db: Session) -> None:
+    batch, (alice, bob, carol), (item,) = make_batch(db, 1, 3, overlap=2)
+    lease = front.next_assignment(db, batch, alice)
+    assert lease is not None
+    front.skip(db, lease.assignment.id, alice, "later")
+    assert front.next_assignment(db, batch, bob) is not None
+    assert taken(db, batch, item) == 1
+    front.unskip(db, lease.assignment.id, alice)
+    assert taken(db, batch, item) == 2
+    assert front.next_assignment(db, batch, carol) is None
+
+
+def test_skipping_an_expired_lease_does_not_give_its_slot_back_twice(db: Session) -> None:
+    batch, (alice,), (item,) = make_batch(db, 1, 1, overlap=1, lease_seconds=10)
+    past = utcnow() - timedelta(seconds=60)
+    lease = front.next_assignment(db, batch, alice, past)
+    assert lease is not None
+    assert front.sweep_expired(db, batch.id, utcnow()) == 1
+    assert taken(db, batch, item) == 0
+    result = front.skip(db, lease.assignment.id, alice, " gone for lunch ")
+    assert result.changed and result.assignment.skip_reason == "gone for lunch"
+    assert status(db, lease.assignment.id) == "skipped" and taken(db, batch, item) == 0
+
+
+def test_a_skip_reason_that_cannot_be_stored_is_refused(db: Session) -> None:
+    batch, (alice,), _ = make_batch(db, 1, 1, overlap=1)
+    lease = front.next_assignment(db, batch, alice)
+    assert lease is not None
+    with pytest.raises(Exception) as caught:
+        front.skip(db, lease.assignment.id, alice, "a\x00b")
+    assert getattr(caught.value, "detail", "").startswith("reason: ")
+    assert status(db, lease.assignment.id) == "leased"
+
+
+def test_a_closed_batch_refuses_skip_undo_and_submit_with_its_message(db: Session) -> None:
+    batch, (alice,), _ = make_batch(db, 2, 1, overlap=1)
+    first = front.next_assignment(db, batch, alice)
+    assert first is not None
+    front.skip(db, first.assignment.id, alice)
+    second = front.next_assignment(db, batch, alice)
+    assert second is not None
+    set_open(db, batch, False)
+    db.flush()
+    for call in (
+        lambda: front.skip(db, second.assignment.id, alice),
+        lambda: front.unskip(db, first.assignment.id, alice),
+        lambda: front.next_assignment(db, batch, alice),
+    ):
+        with pytest.raises(Conflict) as caught:
+            call()
+        assert caught.value.detail == f"batch {batch.id} is closed"
+    with pytest.raises(Conflict) as caught:
+        front.submit(db, second.assignment.id, alice, body_for(db, second.item.id))
+    assert caught.value.detail == (
+        f"batch {batch.id} is closed: annotations can no longer be submitted"
+    )
+    assert status(db, second.assignment.id) == "leased"
+
+
+def test_only_the_owner_reaches_an_assignment(db: Session) -> None:
+    batch, (alice, bob), _ = make_batch(db, 1, 2, overlap=2)
+    lease = front.next_assignment(db, batch, alice)
+    assert lease is not None
+    aid = lease.assignment.id
+    for call in (
+        lambda: front.skip(db, aid, bob),
+        lambda: front.unskip(db, aid, bob),
+        lambda: front.submit(db, aid, bob, body_for(db, lease.item.id)),
+        lambda: front.skip(db, 987_654, alice),
+    ):
+        with pytest.raises(NotFound) as caught:
+            call()
+        assert caught.value.detail.startswith("no assignment ")
+    assert status(db, aid) == "leased"
+
+
+def test_leaving_a_batch_gives_live_leases_back_and_keeps_submitted_work(db: Session) -> None:
+    batch, (alice, bob), items = make_batch(db, 3, 2, overlap=1)
+    done = front.next_assignment(db, batch, alice)
+    assert done is not None
+    front.submit(db, done.assignment.id, alice, body_for(db, done.item.id))
+    live = front.next_assignment(db, batch, alice)
+    assert live is not None
+    assert taken(db, batch, live.item.id) == 1
+    front.remove_member(db, batch, alice)
+    assert status(db, live.assignment.id) == "expired"
+    assert taken(db, batch, live.item.id) == 0
+    assert status(db, done.assignment.id) == "submitted"
+    assert counts(db, batch, done.item.id) == (1, 1)
+    # The former member reaches neither the batch nor their assignments.
+    with pytest.raises(NotFound) as caught:
+        front.next_assignment(db, batch, alice)
+    assert caught.value.detail == f"no batch {batch.id}"
+    with pytest.raises(NotFound):
+        front.submit(db, done.assignment.id, alice, body_for(db, done.item.id))
+    # The given-back item is served to the remaining member.
+    served = set()
+    while (lease := front.next_assignment(db, batch, bob)) is not None:
+        served.add(lease.item.id)
+        front.submit(db, lease.assignment.id, bob, body_for(db, lease.item.id))
+    assert served == set(items) - {done.item.id}
+    # Removing someone who is not a member changes nothing.
+    front.remove_member(db, batch, alice)
+
+
+def test_an_admin_who_is_not_a_member_is_told_how_to_join(db: Session) -> None:
+    batch, (alice,), _ = make_batch(db, 1, 1, overlap=1)
+    alice.role = "admin"
+    db.flush()
+    front.remove_member(db, batch, alice)
+    with pytest.raises(NotFound) as caught:
+        front.next_assignment(db, batch, alice, admin_hint=True)
+    assert caught.value.detail == (
+        f"batch {batch.id}: you are not a member of it; add yourself to annotate"
+    )
+    with pytest.raises(NotFound) as caught:
+        front.next_assignment(db, batch, alice)
+    assert caught.value.detail == f"no batch {batch.id}"
+
+
+def test_a_revision_adds_time_spent_and_keeps_the_suggestion_flag(db: Session) -> None:
+    batch, (alice,), (item,) = make_batch(db, 1, 1, overlap=1)
+    lease = front.next_assignment(db, batch, alice)
+    assert lease is not None
+    aid = lease.assignment.id
+    first = body_for(db, item).model_copy(update={"duration_ms": None})
+    created = front.submit(db, aid, alice, first)
+    assert created.outcome == "created" and created.annotation.duration_ms is None
+    assert created.annotation.suggestion_viewed is False
+    # The same answer, now with the suggestion viewed: unchanged, but the flag sticks.
+    seen = first.model_copy(update={"suggestion_viewed": True})
+    again = front.submit(db, aid, alice, seen)
+    assert again.outcome == "unchanged" and again.annotation.revision == 1
+    assert again.annotation.suggestion_viewed is True
+    changed = seen.model_copy(
+        update={"helpfulness": list(reversed(seen.helpfulness or [])), "duration_ms": 700}
+    )
+    revised = front.submit(db, aid, alice, changed.model_copy(update={"suggestion_viewed": False}))
+    assert revised.outcome == "revised" and revised.annotation.revision == 2
+    assert revised.annotation.duration_ms == 700
+    assert revised.annotation.suggestion_viewed is True
+    assert counts(db, batch, item) == (1, 1)
