@@ -19,6 +19,7 @@ from app.auth.access import (
     DECLARED,
     ERROR_SCHEMA,
     RULES,
+    _document_operation,
     allow,
     document_access,
     route_table,
@@ -242,3 +243,55 @@ def test_a_member_rule_on_a_path_without_an_id_still_documents_404() -> None:
         "default",
     ]
     assert codes(operation(schema, "/api/v1/list", "get")) == ["200", "401", "409", "default"]
+
+
+def test_which_errors_each_kind_of_rule_and_method_documents() -> None:
+    app = FastAPI()
+
+    def add(method: str, path: str, rule: Any) -> None:
+        def endpoint() -> dict[str, str]:
+            return {}
+
+        endpoint.__name__ = f"{method}_{len(app.routes)}"
+        app.add_api_route(path, allow(rule)(endpoint), methods=[method])
+
+    add("GET", "/api/v1/report", "admin")
+    add("POST", "/api/v1/ping", "public")
+    add("POST", "/api/v1/notes", "authenticated")
+    add("PATCH", "/api/v1/notes", "authenticated")
+    add("DELETE", "/api/v1/notes", "authenticated")
+    add("GET", "/api/v1/own", "owner")
+    add("GET", "/api/v1/own-only", "owner-only")
+    add("GET", "/api/v1/users/{username}", "authenticated")
+    document_access(app)
+    schema = app.openapi()
+    expected = {
+        ("/api/v1/report", "get"): ["200", "401", "403", "409", "default"],
+        ("/api/v1/ping", "post"): ["200", "409", "default"],
+        ("/api/v1/notes", "post"): ["200", "401", "403", "409", "default"],
+        ("/api/v1/notes", "patch"): ["200", "401", "403", "409", "default"],
+        ("/api/v1/notes", "delete"): ["200", "401", "403", "409", "default"],
+        ("/api/v1/own", "get"): ["200", "401", "404", "409", "default"],
+        ("/api/v1/own-only", "get"): ["200", "401", "404", "409", "default"],
+        ("/api/v1/users/{username}", "get"): ["200", "401", "404", "409", "default"],
+    }
+    for (path, method), listed in expected.items():
+        assert codes(operation(schema, path, method)) == listed, (path, method)
+
+
+def test_an_operation_without_responses_or_error_content_is_documented_whole() -> None:
+    bare: dict[str, Any] = {}
+    _document_operation(bare, "public", "get", "/x")
+    assert bare["x-access"] == "public"
+    assert sorted(bare["responses"]) == ["409", "default"]
+    plain_422: dict[str, Any] = {"responses": {"422": {"description": "Validation Error"}}}
+    _document_operation(plain_422, "authenticated", "get", "/x")
+    assert plain_422["responses"]["422"] == {
+        "description": "Validation Error",
+        "content": {"application/json": {"schema": {"anyOf": [ERROR_REF]}}},
+    }
+    no_schema: dict[str, Any] = {"responses": {"422": {"content": {}}}}
+    _document_operation(no_schema, "authenticated", "get", "/x")
+    assert no_schema["responses"]["422"]["content"] == {
+        "application/json": {"schema": {"anyOf": [ERROR_REF]}}
+    }

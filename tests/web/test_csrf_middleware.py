@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
 
 from app.core.cookies import PRESESSION_COOKIE, SESSION_COOKIE
 from app.core.csrf import BAD_TOKEN, NO_COOKIE, SCAN_LIMIT, CSRFMiddleware, cross_site
@@ -49,6 +52,7 @@ def call(
     chunks: list[bytes] | None = None,
     session: str | None = SESSION,
     scope_type: str = "http",
+    messages: list[Message] | None = None,
 ) -> tuple[int, bytes, Recorder, int]:
     """(status, response body, the recorder, how many body messages the middleware read)."""
     sent_headers = dict(headers or {})
@@ -66,7 +70,7 @@ def call(
         "headers": [(k.lower().encode(), v.encode("latin-1")) for k, v in sent_headers.items()],
     }
     parts = list(chunks or [b""])
-    messages = [
+    messages = messages or [
         {"type": "http.request", "body": part, "more_body": i < len(parts) - 1}
         for i, part in enumerate(parts)
     ]
@@ -280,3 +284,39 @@ def test_a_multipart_body_without_the_token_in_its_first_megabyte_is_refused() -
 def test_api_paths_are_refused_in_json(path: str) -> None:
     status, body, _, _ = call(path=path)
     assert status == 403 and json.loads(body) == {"detail": BAD_TOKEN}
+
+
+def test_a_token_field_that_is_not_utf8_is_refused_not_an_error() -> None:
+    body = (
+        f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="csrf_token"\r\n\r\n'.encode()
+        + b"\xff\xfe"
+        + TOKEN.encode()
+        + f"\r\n--{BOUNDARY}--\r\n".encode()
+    )
+    status, response, recorder, _ = call(headers=MULTIPART, chunks=[body])
+    assert (status, detail(response)) == (403, BAD_TOKEN) and recorder.bodies == []
+
+
+def test_the_login_page_gives_a_cookieless_browser_the_token_of_the_cookie_it_sets(
+    app: FastAPI,
+) -> None:
+    browser = TestClient(app)
+    page = browser.get("/login")
+    seed = page.cookies.get(PRESESSION_COOKIE)
+    assert page.status_code == 200 and seed
+    tokens = re.findall(r'name="csrf_token" value="([0-9a-f]+)"', page.text)
+    assert tokens and set(tokens) == {token_for_binding("p:" + seed)}
+
+
+def test_body_messages_may_leave_out_body_and_more_body() -> None:
+    # ASGI lets a message omit `body` (empty) and `more_body` (false).
+    for headers, last in ((FORM, f"csrf_token={TOKEN}&n=1"), (MULTIPART, "")):
+        if headers is MULTIPART:
+            last = multipart(("csrf_token", TOKEN)).decode()
+        messages: list[Message] = [
+            {"type": "http.request", "more_body": True},
+            {"type": "http.request", "body": last.encode()},
+        ]
+        status, _, recorder, read = call(headers=headers, messages=messages)
+        assert (status, read) == (200, 2), headers
+        assert recorder.bodies == [last.encode()]
