@@ -189,7 +189,7 @@ def prepare(group: str) -> Path:
             "not browser and not slow",
             "--timeout=0",
         ],
-        "timeout_multiplier": 10.0,
+        "timeout_multiplier": 4.0,
     }
     lines = ["", "[tool.mutmut]"] + [f"{key} = {json.dumps(v)}" for key, v in config.items()]
     with (where / "pyproject.toml").open("a", encoding="utf-8") as f:

@@ -6,11 +6,12 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from app.annotations.models import Annotation, AnnotationRevision
 from app.batches.models import Assignment, Batch, BatchItem
-from app.batches.service import set_open
+from app.batches.service import add_member, set_open
 from app.db import utcnow
 from app.errors import Conflict, NotFound
 from app.queue import front
@@ -217,3 +218,66 @@ def test_a_revision_adds_time_spent_and_keeps_the_suggestion_flag(db: Session) -
     assert revised.annotation.duration_ms == 700
     assert revised.annotation.suggestion_viewed is True
     assert counts(db, batch, item) == (1, 1)
+
+
+def test_each_revision_is_kept_whole_and_numbered_from_the_stored_row(db: Session) -> None:
+    batch, (alice,), (item,) = make_batch(db, 1, 1, overlap=1)
+    lease = front.next_assignment(db, batch, alice)
+    assert lease is not None
+    aid = lease.assignment.id
+    t1 = utcnow() - timedelta(minutes=5)
+    first = body_for(db, item).model_copy(update={"duration_ms": 100})
+    created = front.submit(db, aid, alice, first, t1)
+    original = dict(created.annotation.payload)
+    t2 = t1 + timedelta(minutes=1)
+    same = front.submit(db, aid, alice, first, t2)
+    assert same.outcome == "unchanged" and same.assignment.id == aid
+    assert same.annotation.updated_at == t1
+    # Another request moved the stored row on (the session's copy is now stale).
+    db.execute(
+        update(Annotation)
+        .where(Annotation.id == created.annotation.id)
+        .values(revision=4)
+        .execution_options(synchronize_session=False)
+    )
+    changed = first.model_copy(
+        update={"helpfulness": list(reversed(first.helpfulness or [])), "duration_ms": 50}
+    )
+    revised = front.submit(db, aid, alice, changed, t2)
+    assert revised.outcome == "revised" and revised.assignment.id == aid
+    assert revised.annotation.revision == 5
+    assert revised.annotation.payload["helpfulness"] == changed.helpfulness
+    assert revised.annotation.payload != original
+    assert revised.annotation.updated_at == t2 and revised.annotation.duration_ms == 150
+    # Not viewed before, not viewed now: the flag stays off.
+    assert revised.annotation.suggestion_viewed is False
+    rows = db.execute(
+        select(
+            AnnotationRevision.revision,
+            AnnotationRevision.payload,
+            AnnotationRevision.duration_ms,
+            AnnotationRevision.created_at,
+        )
+        .where(AnnotationRevision.annotation_id == created.annotation.id)
+        .order_by(AnnotationRevision.revision)
+    ).all()
+    assert [tuple(r) for r in rows] == [
+        (1, original, 100, t1),
+        (5, revised.annotation.payload, 50, t2),
+    ]
+
+
+def test_leaving_one_batch_releases_only_that_members_leases_in_it(db: Session) -> None:
+    batch, (alice, bob), _ = make_batch(db, 2, 2, overlap=1)
+    other, (carol,), _ = make_batch(db, 1, 1, overlap=1)
+    add_member(db, other, alice)
+    mine = front.next_assignment(db, batch, alice)
+    bobs = front.next_assignment(db, batch, bob)
+    elsewhere = front.next_assignment(db, other, alice)
+    assert mine is not None and bobs is not None and elsewhere is not None
+    front.remove_member(db, batch, alice)
+    assert status(db, mine.assignment.id) == "expired"
+    assert status(db, bobs.assignment.id) == "leased"
+    assert status(db, elsewhere.assignment.id) == "leased"
+    assert taken(db, batch, bobs.item.id) == 1 and taken(db, other, elsewhere.item.id) == 1
+    assert front.next_assignment(db, other, carol) is None

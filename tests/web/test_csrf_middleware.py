@@ -80,9 +80,13 @@ def call(
 
     async def receive() -> Message:
         nonlocal read
-        if read < len(messages):
-            read += 1
+        read += 1
+        if read <= len(messages):
             return messages[read - 1]
+        # A server answers a read past the body by waiting for the client to go away; a
+        # second such read is a loop that never ends.
+        if read > len(messages) + 1:
+            raise AssertionError("the body was read past its end twice")
         return {"type": "http.disconnect"}
 
     async def send(message: Message) -> None:
@@ -92,7 +96,7 @@ def call(
     asyncio.run(run())
     status = next(m["status"] for m in out if m["type"] == "http.response.start")
     body = b"".join(m.get("body", b"") for m in out if m["type"] == "http.response.body")
-    return status, body, recorder, read
+    return status, body, recorder, min(read, len(messages))
 
 
 def detail(body: bytes) -> str:
@@ -320,3 +324,21 @@ def test_body_messages_may_leave_out_body_and_more_body() -> None:
         status, _, recorder, read = call(headers=headers, messages=messages)
         assert (status, read) == (200, 2), headers
         assert recorder.bodies == [last.encode()]
+
+
+def test_a_page_refusal_is_a_full_page_and_an_htmx_refusal_a_fragment() -> None:
+    status, page, _, _ = call(path="/projects/1/delete")
+    assert status == 403
+    assert page.lstrip().lower().startswith(b"<!doctype html>")
+    assert b"<title>Error 403" in page and BAD_TOKEN.encode() in page
+    status, fragment, _, _ = call(path="/projects/1/delete", headers={"HX-Request": "true"})
+    assert status == 403
+    assert b"<!doctype" not in fragment.lower() and b"<h1>403</h1>" in fragment
+    assert BAD_TOKEN.encode() in fragment
+
+
+def test_a_multipart_body_without_the_token_is_read_once_to_its_end() -> None:
+    body = multipart(("title", "T"))
+    messages: list[Message] = [{"type": "http.request", "body": body}]
+    status, _, recorder, read = call(headers=MULTIPART, messages=messages)
+    assert (status, read) == (403, 1) and recorder.bodies == []
