@@ -4,6 +4,7 @@ functions: the statuses, the slots counted in `taken`, and each refusal's messag
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy import select, update
@@ -11,11 +12,12 @@ from sqlalchemy.orm import Session
 
 from app.annotations.models import Annotation, AnnotationRevision
 from app.batches.models import Assignment, Batch, BatchItem
-from app.batches.service import add_member, set_open
+from app.batches.service import add_member, create_batch, set_open
 from app.db import utcnow
 from app.errors import Conflict, NotFound
 from app.queue import front
 from tests.queue.test_queue import body_for, make_batch, taken
+from tests.support.queue_factory import quick_users, seed_project
 
 
 def counts(db: Session, batch: Batch, item_id: int) -> tuple[int, int]:
@@ -281,3 +283,73 @@ def test_leaving_one_batch_releases_only_that_members_leases_in_it(db: Session) 
     assert status(db, elsewhere.assignment.id) == "leased"
     assert taken(db, batch, bobs.item.id) == 1 and taken(db, other, elsewhere.item.id) == 1
     assert front.next_assignment(db, other, carol) is None
+
+
+def two_batches_of_one_item(db: Session) -> tuple[Batch, Batch, int, list[Any]]:
+    """The same item in two batches of one project (each with overlap 1), and two members of
+    both; the first batch's row of the item comes first in the table."""
+    project, (item,) = seed_project(db, 1)
+    first = create_batch(db, project, "first", overlap=1, lease_seconds=10)
+    second = create_batch(db, project, "second", overlap=1, lease_seconds=10)
+    users = quick_users(db, 2)
+    for batch in (first, second):
+        for user in users:
+            add_member(db, batch, user)
+    return first, second, item, users
+
+
+def test_a_slot_is_counted_in_its_own_batch_when_an_item_is_in_two(db: Session) -> None:
+    first, second, item, (alice, bob) = two_batches_of_one_item(db)
+    assert front.next_assignment(db, first, bob) is not None  # full in the first batch
+    # Undoing a skip in the second batch looks at the second batch's slot only.
+    lease = front.next_assignment(db, second, alice)
+    assert lease is not None
+    front.skip(db, lease.assignment.id, alice)
+    assert front.unskip(db, lease.assignment.id, alice).status == "leased"
+    assert taken(db, second, item) == 1 and taken(db, first, item) == 1
+    # So does a late submit of an expired lease.
+    front.skip(db, lease.assignment.id, alice)
+    front.unskip(db, lease.assignment.id, alice, utcnow() - timedelta(seconds=60))
+    assert front.sweep_expired(db, second.id, utcnow()) == 1
+    result = front.submit(db, lease.assignment.id, alice, body_for(db, item))
+    assert result.outcome == "created"
+    assert counts(db, second, item) == (1, 1) and counts(db, first, item) == (1, 0)
+
+
+def test_the_slot_of_the_skipped_or_late_item_itself_decides(db: Session) -> None:
+    batch, users, _ = make_batch(db, 4, 4, overlap=1, lease_seconds=10)
+    past = utcnow() - timedelta(seconds=60)
+    leases = [front.next_assignment(db, batch, user, past) for user in users]
+    assert all(lease is not None for lease in leases)
+    first_row = db.scalar(select(BatchItem.item_id).where(BatchItem.batch_id == batch.id))
+    # Two members whose items are not the table's first row (whose slot stays taken).
+    (user, lease), (late_user, late) = [
+        (u, x) for u, x in zip(users, leases, strict=True) if x and x.item.id != first_row
+    ][:2]
+    assert lease is not None and late is not None
+    front.skip(db, lease.assignment.id, user)
+    assert front.unskip(db, lease.assignment.id, user).status == "leased"
+    # An expired lease re-taken on submit counts as taken and submitted.
+    db.execute(
+        update(Assignment)
+        .where(Assignment.id != late.assignment.id, Assignment.batch_id == batch.id)
+        .values(leased_until=utcnow() + timedelta(hours=1))
+        .execution_options(synchronize_session=False)
+    )
+    assert front.sweep_expired(db, batch.id, utcnow()) == 1
+    assert counts(db, batch, late.item.id) == (0, 0)
+    result = front.submit(db, late.assignment.id, late_user, body_for(db, late.item.id))
+    assert result.outcome == "created" and counts(db, batch, late.item.id) == (1, 1)
+
+
+def test_a_late_submit_whose_slot_is_gone_says_so(db: Session) -> None:
+    batch, (alice, bob), (item,) = make_batch(db, 1, 2, overlap=1, lease_seconds=10)
+    lease = front.next_assignment(db, batch, alice, utcnow() - timedelta(seconds=60))
+    assert lease is not None
+    assert front.next_assignment(db, batch, bob) is not None
+    with pytest.raises(Conflict) as caught:
+        front.submit(db, lease.assignment.id, alice, body_for(db, item))
+    assert caught.value.detail == (
+        f"assignment {lease.assignment.id}: your lease expired and the item has since gone to "
+        "other annotators (1 of 1 slots taken); this answer was not saved"
+    )
