@@ -22,6 +22,7 @@ from app.auth.access import (
     _document_operation,
     allow,
     document_access,
+    route_keys,
     route_table,
     rule_for,
     undeclared,
@@ -295,3 +296,8 @@ def test_an_operation_without_responses_or_error_content_is_documented_whole() -
     assert no_schema["responses"]["422"]["content"] == {
         "application/json": {"schema": {"anyOf": [ERROR_REF]}}
     }
+
+
+def test_a_route_without_methods_or_path_serves_nothing_and_has_no_rule() -> None:
+    assert list(route_keys(object())) == []
+    assert rule_for(object(), "GET") is None

@@ -11,13 +11,15 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from app.annotations.models import Annotation, AnnotationRevision
+from app.annotations.schemas import AnnotationIn
 from app.batches.models import Assignment, Batch, BatchItem
 from app.batches.service import add_member, create_batch, set_open
 from app.db import utcnow
 from app.errors import Conflict, NotFound
+from app.items.models import Response
 from app.queue import front
 from tests.queue.test_queue import body_for, make_batch, taken
-from tests.support.queue_factory import quick_users, seed_project
+from tests.support.queue_factory import quick_users, seed_project, valid_annotation
 
 
 def counts(db: Session, batch: Batch, item_id: int) -> tuple[int, int]:
@@ -44,13 +46,24 @@ def test_undoing_a_skip_leases_the_item_again_and_takes_its_slot_back(db: Sessio
     assert lease is not None
     aid = lease.assignment.id
     assert front.skip(db, aid, alice, "   ").assignment.skip_reason is None
+    assert front.skip(db, aid, alice, "later").changed is False
+    db.execute(
+        update(Assignment)
+        .where(Assignment.id == aid)
+        .values(skip_reason="later")
+        .execution_options(synchronize_session=False)
+    )
     assert counts(db, batch, item) == (0, 0)
-    now = utcnow()
+    # Undone an hour later: a fresh lease from then, and the reason is gone.
+    now = utcnow() + timedelta(hours=1)
     back = front.unskip(db, aid, alice, now)
     assert back.id == aid and status(db, aid) == "leased"
-    assert back.skip_reason is None
-    assert back.leased_until is not None
-    assert abs((back.leased_until - (now + timedelta(seconds=600))).total_seconds()) < 1
+    stored = db.execute(
+        select(Assignment.skip_reason, Assignment.leased_until).where(Assignment.id == aid)
+    ).one()
+    assert stored[0] is None and back.skip_reason is None
+    assert stored[1] is not None
+    assert abs((stored[1] - (now + timedelta(seconds=600))).total_seconds()) < 1
     assert counts(db, batch, item) == (1, 0)
     # Undoing again changes nothing: still one slot.
     assert front.unskip(db, aid, alice, now).id == aid
@@ -311,9 +324,16 @@ def test_a_slot_is_counted_in_its_own_batch_when_an_item_is_in_two(db: Session) 
     front.skip(db, lease.assignment.id, alice)
     front.unskip(db, lease.assignment.id, alice, utcnow() - timedelta(seconds=60))
     assert front.sweep_expired(db, second.id, utcnow()) == 1
-    result = front.submit(db, lease.assignment.id, alice, body_for(db, item))
+    late = utcnow()
+    result = front.submit(db, lease.assignment.id, alice, body_for(db, item), late)
     assert result.outcome == "created"
     assert counts(db, second, item) == (1, 1) and counts(db, first, item) == (1, 0)
+    submitted_at = db.scalar(
+        select(Assignment.submitted_at)
+        .where(Assignment.id == lease.assignment.id)
+        .execution_options(populate_existing=True)
+    )
+    assert submitted_at == late
 
 
 def test_the_slot_of_the_skipped_or_late_item_itself_decides(db: Session) -> None:
@@ -352,4 +372,36 @@ def test_a_late_submit_whose_slot_is_gone_says_so(db: Session) -> None:
     assert caught.value.detail == (
         f"assignment {lease.assignment.id}: your lease expired and the item has since gone to "
         "other annotators (1 of 1 slots taken); this answer was not saved"
+    )
+
+
+def test_labels_are_stored_in_position_order_whatever_the_row_order(db: Session) -> None:
+    batch, (alice,), (item,) = make_batch(db, 1, 1, overlap=1)
+    first, second = db.scalars(
+        select(Response).where(Response.item_id == item).order_by(Response.id)
+    ).all()
+    # The response inserted first is shown second.
+    first.position, second.position = 99, 0
+    db.flush()
+    first.position = 1
+    db.flush()
+    lease = front.next_assignment(db, batch, alice)
+    assert lease is not None
+    body = AnnotationIn.model_validate(valid_annotation([second.id, first.id], unsafe=[first.id]))
+    result = front.submit(db, lease.assignment.id, alice, body)
+    assert [x["response_id"] for x in result.annotation.payload["responses"]] == [
+        second.id,
+        first.id,
+    ]
+
+
+def test_submitting_a_skipped_assignment_says_it_was_skipped(db: Session) -> None:
+    batch, (alice,), (item,) = make_batch(db, 1, 1, overlap=1)
+    lease = front.next_assignment(db, batch, alice)
+    assert lease is not None
+    front.skip(db, lease.assignment.id, alice)
+    with pytest.raises(Conflict) as caught:
+        front.submit(db, lease.assignment.id, alice, body_for(db, item))
+    assert caught.value.detail == (
+        f"assignment {lease.assignment.id} was skipped; the item went to other annotators"
     )

@@ -33,8 +33,10 @@ class Recorder:
 
     def __init__(self) -> None:
         self.bodies: list[bytes] = []
+        self.scopes: list[dict[str, Any]] = []
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        self.scopes.append(scope)
         body, more = b"", True
         while more:
             message = await receive()
@@ -123,7 +125,8 @@ def test_safe_methods_and_requests_without_a_session_pass_untouched() -> None:
     assert call("DELETE", session=None)[0] == 200
     assert call("POST", session="")[0] == 200
     # Other ASGI traffic (lifespan, websockets) is handed on as is.
-    assert call(scope_type="websocket")[2].bodies == [b""]
+    other = call(scope_type="websocket")[2]
+    assert other.bodies == [b""] and [s["type"] for s in other.scopes] == ["websocket"]
 
 
 def test_each_unsafe_method_with_a_session_needs_the_token() -> None:
@@ -138,6 +141,9 @@ def test_each_unsafe_method_with_a_session_needs_the_token() -> None:
 def test_only_a_bearer_token_with_a_value_exempts_a_cookie_request() -> None:
     assert call(headers={"Authorization": "Bearer abc"})[0] == 200
     assert call(headers={"Authorization": "bEaReR abc"})[0] == 200
+    # Any bearer value exempts (the token check then decides), whatever spaces it holds.
+    assert call(headers={"Authorization": "Bearer  abc"})[0] == 200
+    assert call(headers={"Authorization": "Bearer a b"})[0] == 200
     for value in ("Bearer", "Bearer   ", "Basic abc", "Bearerabc x", "Token abc"):
         assert call(headers={"Authorization": value})[0] == 403, value
 
@@ -204,6 +210,7 @@ def test_cross_site_reads_headers_case_insensitively_and_needs_a_host() -> None:
         return {"headers": list(headers)}
 
     assert cross_site(scope()) is False
+    assert cross_site({}) is False  # no headers at all
     assert cross_site(scope((b"Origin", b"http://a.test"), (b"Host", b"a.test"))) is False
     assert cross_site(scope((b"origin", b"http://a.test"))) is True  # no host to compare
     assert cross_site(scope((b"origin", b"http://a.test"), (b"host", b"b.test"))) is True
