@@ -301,3 +301,15 @@ def test_an_operation_without_responses_or_error_content_is_documented_whole() -
 def test_a_route_without_methods_or_path_serves_nothing_and_has_no_rule() -> None:
     assert list(route_keys(object())) == []
     assert rule_for(object(), "GET") is None
+
+
+def test_a_path_with_a_converter_is_documented_under_its_openapi_template() -> None:
+    app = FastAPI()
+
+    @app.get("/api/v1/files/{name:path}")
+    @allow("admin")
+    def file(name: str) -> dict[str, str]:
+        return {}
+
+    document_access(app)
+    assert operation(app.openapi(), "/api/v1/files/{name}", "get")["x-access"] == "admin"

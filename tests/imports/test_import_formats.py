@@ -434,3 +434,13 @@ def test_items_with_the_same_answers_in_any_order_hash_alike() -> None:
     assert a.content_hash() == b.content_hash()
     assert len({a.content_hash(), c.content_hash(), d.content_hash(), e.content_hash()}) == 4
     assert response_sha256("p", "é") == hashlib.sha256("pé".encode()).hexdigest()
+
+
+def test_the_content_hash_formula_is_fixed_since_stored_hashes_find_duplicates() -> None:
+    # Items imported earlier keep their stored hash: a changed formula would let a re-import
+    # duplicate them.
+    item = DraftItem(1, "pé", "", [DraftResponse("b", ""), DraftResponse("a", "")])
+    expected = hashlib.sha256("pé".encode())
+    for text in ("a", "b"):
+        expected.update(b"\x00" + hashlib.sha256(text.encode()).digest())
+    assert item.content_hash() == expected.hexdigest()
