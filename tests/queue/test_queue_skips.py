@@ -399,9 +399,24 @@ def test_submitting_a_skipped_assignment_says_it_was_skipped(db: Session) -> Non
     batch, (alice,), (item,) = make_batch(db, 1, 1, overlap=1)
     lease = front.next_assignment(db, batch, alice)
     assert lease is not None
-    front.skip(db, lease.assignment.id, alice)
+    first = front.skip(db, lease.assignment.id, alice)
+    assert first.changed is True and first.assignment.skip_reason is None
+    again = front.skip(db, lease.assignment.id, alice)
+    assert again.changed is False and again.assignment.id == lease.assignment.id
     with pytest.raises(Conflict) as caught:
         front.submit(db, lease.assignment.id, alice, body_for(db, item))
     assert caught.value.detail == (
         f"assignment {lease.assignment.id} was skipped; the item went to other annotators"
+    )
+
+
+def test_skipping_a_submitted_assignment_says_to_revise_instead(db: Session) -> None:
+    batch, (alice,), (item,) = make_batch(db, 1, 1, overlap=1)
+    lease = front.next_assignment(db, batch, alice)
+    assert lease is not None
+    front.submit(db, lease.assignment.id, alice, body_for(db, item))
+    with pytest.raises(Conflict) as caught:
+        front.skip(db, lease.assignment.id, alice)
+    assert caught.value.detail == (
+        f"assignment {lease.assignment.id} is already submitted; revise it instead of skipping"
     )
