@@ -444,3 +444,56 @@ def test_the_content_hash_formula_is_fixed_since_stored_hashes_find_duplicates()
     for text in ("a", "b"):
         expected.update(b"\x00" + hashlib.sha256(text.encode()).digest())
     assert item.content_hash() == expected.hexdigest()
+
+
+def test_edges_each_format_reader_keeps() -> None:
+    # Generic: line numbers, no id means no external id, a dict answer without source.
+    rows = [
+        {"prompt": "p", "responses": [{"text": "c"}, "d"]},
+        {"prompt": "q", "responses": ["e", {"text": "f", "source": ""}]},
+    ]
+    first, second = read(jsonl(*rows))
+    assert (first.line, second.line) == (1, 2)
+    assert first.external_id is None and second.external_id is None
+    assert [r.source for r in first.responses + second.responses] == ["", "", "", ""]
+    empty = {"prompt": "p", "responses": ["a", ""]}
+    assert refused(jsonl(empty)) == "line 1: field 'responses[1]': must not be empty"
+    # PKU pairs: the second answer preferred; an empty source is no source.
+    (item,) = read(
+        jsonl(pair(better_response_id=1, safer_response_id=1, response_0_source="")),
+        labels=True,
+    )
+    assert item.preferences == {"helpfulness": [1, 0], "harmlessness": [1, 0]}
+    assert item.responses[0].source == ""
+    single = {"prompt": "p", "response_0": "a0", "response_1": "a1", "better_response_id": 1}
+    (item,) = read(jsonl(single), labels=True)
+    assert item.preferences == {"single": [1, 0]}
+    refusal = refused(jsonl(pair(), pair(prompt="a\u0000b")))
+    assert refusal.startswith("line 2: field 'prompt': ") and "NUL" in refusal
+    # Detection: the two answer keys alone are a pair (whose prompt is then missing); the
+    # line named is the first data line.
+    assert detect_format(["response_0", "response_1"]) == "pku-saferlhf"
+    with pytest.raises(ImportRejected) as caught:
+        detect_format(["question"])
+    assert caught.value.line == 1 and caught.value.detail.startswith("line 1: ")
+    assert refused(b"\n" * 0 + jsonl({"question": "q"})).startswith("line 1: cannot tell")
+
+
+def test_one_answer_per_line_files_report_the_first_bad_line_in_file_order() -> None:
+    def qa(prompt: str, response: str, level: int) -> dict[str, Any]:
+        return {
+            "prompt": prompt,
+            "response": response,
+            "is_safe": True,
+            "harm_category": {},
+            "severity_level": level,
+        }
+
+    data = jsonl(qa("p1", "a", 9), qa("p2", "", 0), qa("p1", "b", 0), qa("p2", "c", 0))
+    assert refused(data, labels=True) == "line 1: field 'severity_level': must be between 0 and 3"
+    # Lines at the byte limit are read back whole for grouping.
+    rows = [qa("p", "a", 0), qa("p", "b", 0)]
+    size = max(len(jsonl(r)) - 1 for r in rows)
+    limits = Limits(max_field_bytes=100, max_line_bytes=size)
+    (item,) = read(jsonl(*rows), limits=limits, labels=True)
+    assert [r.text for r in item.responses] == ["a", "b"]
