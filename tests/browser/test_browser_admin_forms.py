@@ -16,7 +16,7 @@ from app.auth.models import User
 from app.auth.service import create_token
 from app.exports.keys import pseudonym_key
 from app.exports.service import pseudonym
-from tests.browser.test_browser_never_lose import fresh_batch, start_item
+from tests.browser.test_browser_never_lose import fresh_batch, own_batch, start_item
 from tests.support.browserkit import login
 from tests.support.queue_factory import valid_annotation
 from tests.support.samples import jsonl, pku_pair
@@ -204,7 +204,7 @@ def test_adjudication_without_javascript(open_page: Any, live_server: Any) -> No
 
 @pytest.mark.parametrize("js", [True, False], ids=["js", "nojs"])
 def test_gold_items_from_the_filtered_table(open_page: Any, live_server: Any, js: bool) -> None:
-    batch = fresh_batch(live_server)
+    batch = own_batch(live_server)
     page = open_page(js=js, allow_status=(422,))
     login(page, "admin")
     url = f"/batches/{batch['id']}/gold"

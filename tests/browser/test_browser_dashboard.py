@@ -147,7 +147,7 @@ def test_dashboard_charts_and_figures_without_javascript(
     assert bars.count() >= 5
     assert page.locator("#severity svg rect.bar").count() == 4
     # Agreement figures are printed, with a reading, for each question the project asks.
-    rows = page.locator("tr[data-dimension]")
+    rows = page.locator("#agreement tr[data-dimension]")
     assert rows.count() == 4
     assert "%" in rows.first.locator("td").first.inner_text()
     assert page.locator("table.annotators tbody tr").count() == 3

@@ -36,6 +36,39 @@ def fresh_batch(
     return resp.json()
 
 
+def own_batch(live_server: Any, n_items: int = 4, *, members: tuple[str, ...] = ("alice",)) -> Any:
+    """A batch over items of a project of its own (PKU pairs imported with their labels).
+
+    For tests that give items answer keys: a key belongs to the item, and a batch holding an
+    item with a key anywhere shows no model suggestion, so keys on the demo project's items
+    would change what later tests see in the demo batch."""
+    from tests.support.samples import jsonl, pku_pair
+
+    name = "own-" + uuid.uuid4().hex[:8]
+    project = live_server.api("POST", "/api/v1/projects", json={"name": name})
+    assert project.status_code == 201, project.text
+    pid = project.json()["id"]
+    rows = [
+        {k: v for k, v in pku_pair(i).items() if not k.endswith("_sha256")}
+        | {"prompt": f"{name} prompt {i}"}
+        for i in range(n_items)
+    ]
+    imported = live_server.api(
+        "POST",
+        f"/api/v1/projects/{pid}/imports",
+        params={"labels_as": "reference"},  # answer keys can be taken from these
+        files={"file": ("x.jsonl", jsonl(rows))},
+    )
+    assert imported.status_code == 201, imported.text
+    resp = live_server.api(
+        "POST",
+        "/api/v1/batches",
+        json={"project_id": pid, "name": name, "overlap": 1, "members": list(members)},
+    )
+    assert resp.status_code == 201, resp.text
+    return resp.json()
+
+
 def start_item(page: Any, batch_id: int) -> int:
     """From the home page, the batch's next item; returns its assignment id."""
     page.goto("/")

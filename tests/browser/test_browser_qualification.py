@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from tests.browser.test_browser_never_lose import fill_answers
+from tests.browser.test_browser_never_lose import fill_answers, own_batch
 from tests.support.browserkit import login
 
 pytestmark = [pytest.mark.browser, pytest.mark.live]
@@ -32,15 +32,8 @@ def qualifying_batch(live_server: Any) -> tuple[int, list[int], str]:
     from app.batches.models import BatchItem
     from app.items.models import GoldLabel
 
-    batch = live_server.api(
-        "POST",
-        "/api/v1/batches",
-        json={
-            "project_id": live_server.demo_project_id,
-            "name": f"Qualified {uuid.uuid4().hex[:6]}",
-            "overlap": 1,
-        },
-    ).json()
+    # Items of its own: the keys given below must not reach the demo batch's items.
+    batch = own_batch(live_server, members=())
     with live_server.session() as s:
         rows = s.scalars(
             select(BatchItem).where(BatchItem.batch_id == batch["id"]).order_by(BatchItem.item_id)
