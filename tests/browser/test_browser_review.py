@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from playwright.sync_api import expect
 from sqlalchemy import select
 
 from tests.support.browserkit import login
@@ -69,29 +70,25 @@ def statuses(live_server: Any, annotation_id: int) -> list[tuple[int, str]]:
         return [(revision, status) for revision, status in rows]
 
 
-def focused_id(page: Any) -> str:
-    return str(page.evaluate("document.activeElement && document.activeElement.id"))
-
-
 def test_reject_revise_accept(open_page: Any, live_server: Any) -> None:
     world = review_world(live_server)
     reviewer = open_page(js=False)
     login(reviewer, world.reviewer, PASSWORD, keyboard=True)
     reviewer.goto(f"/batches/{world.batch_id}/review")
-    assert focused_id(reviewer) == "next-review"
+    expect(reviewer.locator("#next-review")).to_be_focused()
     with reviewer.expect_navigation():
         reviewer.keyboard.press("Enter")
     assert reviewer.text_content("#review-reason") == "Random spot check"
     shown = reviewer.text_content("#review-annotator") or ""
     assert shown.startswith("a-") and world.annotator not in reviewer.content()
     # Keyboard only: the focus starts on Accept; the note is one Shift+Tab back.
-    assert focused_id(reviewer) == "accept"
+    expect(reviewer.locator("#accept")).to_be_focused()
     reviewer.keyboard.press("Shift+Tab")
-    assert focused_id(reviewer) == "review-note"
+    expect(reviewer.locator("#review-note")).to_be_focused()
     reviewer.keyboard.type("Response B is unsafe: mark it and rank it last.")
     reviewer.keyboard.press("Tab")  # Accept
     reviewer.keyboard.press("Tab")  # Return to annotator
-    assert focused_id(reviewer) == "reject"
+    expect(reviewer.locator("#reject")).to_be_focused()
     with reviewer.expect_navigation():
         reviewer.keyboard.press("Enter")
     assert "returned to its annotator" in (reviewer.text_content("#decided-notice") or "")
@@ -127,7 +124,7 @@ def test_reject_revise_accept(open_page: Any, live_server: Any) -> None:
         reviewer.click("#next-review")
     assert reviewer.text_content("#review-reason") == "Revised after being returned"
     assert "Response B is unsafe" in (reviewer.text_content("#previous-note") or "")
-    assert focused_id(reviewer) == "accept"
+    expect(reviewer.locator("#accept")).to_be_focused()
     with reviewer.expect_navigation():
         reviewer.keyboard.press("Enter")
     assert statuses(live_server, world.annotation_id) == [(1, "rejected"), (2, "accepted")]
@@ -196,7 +193,7 @@ def test_exclude_requeues_the_item_for_someone_else(open_page: Any, live_server:
     reviewer.keyboard.type("Answers pasted from another item.")
     for _ in range(3):  # Accept, Return, Exclude
         reviewer.keyboard.press("Tab")
-    assert focused_id(reviewer) == "exclude"
+    expect(reviewer.locator("#exclude")).to_be_focused()
     with reviewer.expect_navigation():
         reviewer.keyboard.press("Enter")
     assert "excluded" in (reviewer.text_content("#decided-notice") or "")
