@@ -18,6 +18,7 @@ overlap (overlap_min = overlap) makes the target `overlap` whatever the annotati
 
 from __future__ import annotations
 
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -28,8 +29,7 @@ from app.annotations.counted import counted
 from app.annotations.models import Annotation
 from app.batches.models import Batch, BatchItem
 from app.batches.schemas import GATING_DIMENSIONS
-from app.consensus.aggregate import Dimension, item_consensus
-from app.consensus.labels import vote_from_payload
+from app.consensus.aggregate import Dimension
 from app.projects.models import Project
 
 # The dimensions a batch may gate on, in the order the API lists them (all are consensus
@@ -65,8 +65,45 @@ def target(
         return overlap_min
     if n >= overlap:
         return n
-    consensus = item_consensus([vote_from_payload(str(i), p) for i, p in enumerate(payloads)])
-    return n if consensus.agrees(dimensions, agreement) else n + 1
+    return n if settled(payloads, tuple(dimensions), agreement) else n + 1
+
+
+def settled(
+    payloads: Sequence[Mapping[str, Any]], dimensions: Sequence[str], agreement: float
+) -> bool:
+    """Whether every gating dimension is settled among these votes. A unit is the safe/unsafe
+    label of one response, a ranking of two answers, or one pair of a ranking of three or
+    more (which of the two comes first: the pairwise consensus the exports use for such
+    items). Every unit needs a strict majority with at least `agreement` of its votes, and
+    every gating dimension at least one unit. Requiring each pair, not the whole ranking, to
+    agree keeps items whose rankings differ only where the exports do not look.
+
+    sql/target.sql computes the same rule on PostgreSQL (tests/queue/test_adaptive.py
+    compares the two)."""
+    units: dict[tuple[str, str], Counter[Any]] = defaultdict(Counter)
+    for payload in payloads:
+        for dim in dimensions:
+            if dim == "is_safe":
+                for label in payload.get("responses") or ():
+                    units[(dim, str(label.get("response_id")))][label.get("is_safe")] += 1
+                continue
+            ranking = payload.get(dim)
+            if not isinstance(ranking, list) or not ranking:
+                continue
+            if len(ranking) <= 2:
+                units[(dim, dim)][tuple(ranking)] += 1
+                continue
+            for i, first in enumerate(ranking):
+                for later in ranking[i + 1 :]:
+                    pair = f"{min(first, later)}-{max(first, later)}"
+                    units[(dim, pair)][first < later] += 1
+    if {dim for dim, _ in units} != set(dimensions):
+        return False
+    for counts in units.values():
+        top, votes = max(counts.values()), sum(counts.values())
+        if not (2 * top > votes and top / votes >= agreement):
+            return False
+    return True
 
 
 def refresh_targets(session: Session, batch_id: int, item_ids: Iterable[int] | None) -> None:

@@ -208,7 +208,20 @@ BEGIN
         SELECT d AS dim, d AS unit, v.p -> d AS label
           FROM votes v, unnest(v_dims) d
          WHERE d <> 'is_safe' AND jsonb_typeof(v.p -> d) = 'array'
-           AND jsonb_array_length(v.p -> d) > 0
+           AND jsonb_array_length(v.p -> d) BETWEEN 1 AND 2
+        UNION ALL
+        -- A ranking of three or more: one unit per pair, labelled by whether the smaller id
+        -- comes first (the pairwise consensus of the exports).
+        SELECT d, least(x.e::int, y.e::int) || '-' || greatest(x.e::int, y.e::int),
+               to_jsonb(x.e::int < y.e::int)
+          FROM votes v, unnest(v_dims) d,
+               jsonb_array_elements_text(CASE WHEN jsonb_typeof(v.p -> d) = 'array'
+                                              THEN v.p -> d ELSE '[]'::jsonb END)
+                   WITH ORDINALITY x(e, i),
+               jsonb_array_elements_text(CASE WHEN jsonb_typeof(v.p -> d) = 'array'
+                                              THEN v.p -> d ELSE '[]'::jsonb END)
+                   WITH ORDINALITY y(e, i)
+         WHERE d <> 'is_safe' AND jsonb_array_length(v.p -> d) > 2 AND x.i < y.i
         UNION ALL
         SELECT 'is_safe', r ->> 'response_id', r -> 'is_safe'
           FROM votes v,

@@ -93,7 +93,7 @@ def test_allow_marks_the_endpoint_and_refuses_an_unknown_rule() -> None:
         allow("everyone")  # type: ignore[arg-type]
     assert str(caught.value) == (
         "unknown access rule 'everyone'; one of public, authenticated, admin, member, "
-        "member-only, owner, owner-only"
+        "member-only, owner, owner-only, reviewer, review-holder"
     )
     assert RULES == (
         "public",
@@ -103,6 +103,8 @@ def test_allow_marks_the_endpoint_and_refuses_an_unknown_rule() -> None:
         "member-only",
         "owner",
         "owner-only",
+        "reviewer",
+        "review-holder",
     )
 
 
