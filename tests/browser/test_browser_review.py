@@ -187,8 +187,10 @@ def test_exclude_requeues_the_item_for_someone_else(open_page: Any, live_server:
     reviewer = open_page(js=False)
     login(reviewer, world.reviewer, PASSWORD, keyboard=True)
     reviewer.goto(f"/batches/{world.batch_id}/review")
+    expect(reviewer.locator("#next-review")).to_be_focused()  # Enter presses it
     with reviewer.expect_navigation():
         reviewer.keyboard.press("Enter")
+    expect(reviewer.locator("#accept")).to_be_focused()
     reviewer.keyboard.press("Shift+Tab")
     reviewer.keyboard.type("Answers pasted from another item.")
     for _ in range(3):  # Accept, Return, Exclude
