@@ -35,6 +35,17 @@ def two_answer_item(page: Any, batch_id: int) -> int:
             page.click("#skip-button")
         page.wait_for_url(re.compile(r"/assignments/\d+$"))
         first = int(page.url.rsplit("/", 1)[1])
+    # Keys pressed before the page's script has taken this item in would be lost (a loaded
+    # machine can be that slow): wait until it has shown the parts that need it.
+    page.wait_for_function(
+        """id => {
+            const item = document.querySelector("#annotate");
+            return item !== null && item.dataset.assignment === String(id)
+                && item.querySelector("[data-needs-script]") !== null
+                && item.querySelector("[data-needs-script][hidden]") === null;
+        }""",
+        arg=first,
+    )
     return first
 
 
