@@ -55,6 +55,10 @@ class Settings(BaseSettings):
     db_connect_timeout_seconds: int = 3
     # Statement timeout on PostgreSQL so that a stuck query fails instead of hanging a worker.
     db_statement_timeout_ms: int = 30_000
+    # The same for computations in background threads (dashboard snapshots, the disagreement
+    # list): no request waits on them, and on a batch of a million annotations they read every
+    # annotation, which takes longer than a request may.
+    db_background_statement_timeout_ms: int = Field(default=600_000, ge=1)
 
     # "minimal" (development only) makes argon2 cheap so that test suites stay fast.
     password_hash_cost: Literal["standard", "minimal"] = "standard"

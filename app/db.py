@@ -23,6 +23,7 @@ T = TypeVar("T")
 
 # Execution option (and Session.info key) of read-only work; see `_configure_sqlite`.
 READ_ONLY = "safepref_read_only"
+BACKGROUND = "safepref_background"
 READ_METHODS = frozenset({"GET", "HEAD"})
 
 NAMING_CONVENTION = {
@@ -124,7 +125,7 @@ def make_engine(settings: Settings) -> Engine:
         _configure_sqlite(engine)
         return engine
     options = f"-c statement_timeout={settings.db_statement_timeout_ms}"
-    return create_engine(
+    engine = create_engine(
         url,
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
@@ -132,6 +133,15 @@ def make_engine(settings: Settings) -> Engine:
         pool_timeout=settings.db_connect_timeout_seconds,
         connect_args={"connect_timeout": settings.db_connect_timeout_seconds, "options": options},
     )
+    background_ms = settings.db_background_statement_timeout_ms
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn: Any) -> None:
+        # Local to the transaction: the pooled connection keeps the request timeout after it.
+        if conn.get_execution_options().get(BACKGROUND):
+            conn.exec_driver_sql(f"SET LOCAL statement_timeout = {background_ms}")
+
+    return engine
 
 
 @lru_cache
@@ -161,6 +171,12 @@ def reading(engine: Engine) -> Engine:
     if engine.dialect.name != "sqlite":
         return engine
     return engine.execution_options(**{READ_ONLY: True})
+
+
+def background(engine: Engine) -> Engine:
+    """`reading(engine)` for work in a background thread: on PostgreSQL its transactions run
+    under `db_background_statement_timeout_ms` instead of the request timeout."""
+    return reading(engine).execution_options(**{BACKGROUND: True})
 
 
 def write_apart(session: Session, statement: Executable) -> None:

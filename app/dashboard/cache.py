@@ -31,7 +31,7 @@ from typing import Generic, TypeVar
 from sqlalchemy import Connection, Engine
 from sqlalchemy.orm import Session
 
-from app.db import reading, utcnow
+from app.db import background, utcnow
 
 log = logging.getLogger("safepref.dashboard")
 T = TypeVar("T")
@@ -95,12 +95,12 @@ class SnapshotCache(Generic[T]):
         entry = self._entry(key)
         if entry is not None and entry.cached.fingerprint == fp:
             return entry.cached
-        background = isinstance(session.get_bind(), Engine)
-        if entry is not None and background and self._may_serve_stale(entry.cached):
+        deferrable = isinstance(session.get_bind(), Engine)
+        if entry is not None and deferrable and self._may_serve_stale(entry.cached):
             self._maybe_refresh(engine, key, batch_id, entry)
             c = entry.cached
             return Cached(c.value, c.fingerprint, c.computed_at, c.seconds, fresh=False)
-        if entry is None and background and not wait and self.expensive(fp):
+        if entry is None and deferrable and not wait and self.expensive(fp):
             self._start_first(engine, key, batch_id)
             return None
         return self._compute_now(session, key, batch_id, fp)
@@ -160,7 +160,7 @@ class SnapshotCache(Generic[T]):
             try:
                 # No per-key lock here: a request computing the same key in the meantime may
                 # hold SQLite's write lock while waiting for it.
-                with Session(reading(engine), expire_on_commit=False) as session:
+                with Session(background(engine), expire_on_commit=False) as session:
                     fp = self.fingerprint(session, batch_id)
                     self._store(key, self._run(session, batch_id, fp))
             except Exception:
@@ -183,7 +183,7 @@ class SnapshotCache(Generic[T]):
 
         def work() -> None:
             try:
-                with Session(reading(engine), expire_on_commit=False) as session:
+                with Session(background(engine), expire_on_commit=False) as session:
                     fp = self.fingerprint(session, batch_id)
                     self._store(key, self._run(session, batch_id, fp))
             except Exception:  # a failed refresh keeps the old snapshot; the next one retries

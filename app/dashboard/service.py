@@ -300,6 +300,8 @@ GROUP BY 1
 
 
 def _distributions_apart(engine: Engine, batch_id: int) -> tuple[dict[str, int], dict[str, int]]:
+    # `engine` is the caller's bind: a background snapshot's options (its longer statement
+    # timeout) carry over to this second connection.
     with Session(reading(engine)) as session:
         return label_distributions(session, batch_id)
 

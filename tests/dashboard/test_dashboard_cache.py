@@ -9,7 +9,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, func, select, text
 from sqlalchemy.orm import Session
 
 from app import migrate
@@ -150,3 +150,53 @@ def test_snapshot_on_an_engine_matches_the_one_on_a_connection(own_engine: Engin
     assert apart.categories == together.categories
     assert apart.categories["Insulting Behavior"] == 2
     assert apart.metrics.is_safe == together.metrics.is_safe
+
+
+def test_background_computations_get_the_longer_statement_timeout(databases: object) -> None:
+    """A snapshot computed in a background thread (first one and refresh) reads a whole batch;
+    on PostgreSQL it runs under the background statement timeout, requests under theirs."""
+    settings = Settings(
+        database_url=databases.new_url(),  # type: ignore[attr-defined]
+        db_statement_timeout_ms=4321,
+        db_background_statement_timeout_ms=98765,
+    )
+    eng = make_engine(settings)
+    migrate.upgrade(eng)
+    postgres = eng.dialect.name == "postgresql"
+
+    def observed(session: Session, batch_id: int) -> str:
+        # What this session's transaction runs under: its timeout on PostgreSQL, and on
+        # SQLite that it stays read-only.
+        query = "SHOW statement_timeout" if postgres else "PRAGMA query_only"
+        return str(session.execute(text(query)).scalar())
+
+    items = Counter(delay=0.0)
+    cache: SnapshotCache[str] = SnapshotCache(
+        observed, items.fingerprint, expensive=lambda fp: True, sync_limit=0.0, min_interval=0.0
+    )
+    try:
+        add_item(eng, 1)
+        want = "98765ms" if postgres else "1"
+        with Session(eng) as s:
+            assert cache.get(s, 1, wait=False) is None  # first one: in the background
+            assert observed(s, 1) == ("4321ms" if postgres else "0")  # the request's own
+        first = _fresh(cache, eng)
+        assert first.value == want
+        add_item(eng, 2)
+        with Session(eng) as s:
+            assert cache.get(s, 1) is not None  # stale, refreshed in the background
+        assert _fresh(cache, eng).value == want
+    finally:
+        eng.dispose()
+
+
+def _fresh(cache: SnapshotCache[str], engine: Engine) -> Cached[str]:
+    deadline = time.monotonic() + 120  # guards against a hang only
+    while time.monotonic() < deadline:
+        with Session(engine) as s:
+            want = cache.fingerprint(s, 1)
+            found = cache.get(s, 1, wait=False)
+        if found is not None and found.fresh and found.fingerprint == want:
+            return found
+        time.sleep(0.05)
+    raise AssertionError("no fresh snapshot")
