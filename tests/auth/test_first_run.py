@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import re
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, func, select, text
+from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
 from app import migrate
@@ -24,6 +23,7 @@ from app.db import make_engine
 from app.errors import NotFound
 from tests.support.authkit import csrf_from
 from tests.support.live_server import app_server
+from tests.support.locks import wait_until_blocked
 
 GOOD = {"username": "root", "password": "first-admin-pw", "repeat_password": "first-admin-pw"}
 
@@ -107,10 +107,7 @@ def test_two_submits_of_one_link_create_one_admin(fresh_engine: Engine, backend:
         # The second submit waits on the first's row lock, then finds the link used.
         thread = threading.Thread(target=second)
         thread.start()
-        with fresh_engine.connect() as watch:
-            waiting = "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
-            while thread.is_alive() and not watch.execute(text(waiting)).scalar():
-                time.sleep(0.05)
+        wait_until_blocked(fresh_engine, thread)
         first.commit()
         thread.join()
     else:

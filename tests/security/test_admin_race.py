@@ -4,11 +4,10 @@ the same moment (each check used to count two active admins, and both went throu
 from __future__ import annotations
 
 import threading
-import time
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, select, text
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app import migrate
@@ -17,27 +16,7 @@ from app.auth.service import create_user, deactivate_user
 from app.config import Settings
 from app.db import make_engine
 from app.errors import Conflict
-
-
-def _wait_until_blocked(engine: Engine, worker: threading.Thread) -> None:
-    """Until the worker waits for a lock (PostgreSQL) or has finished; at most 30 s. Not a
-    timing assumption: the outcome checked below holds in either case, this only makes the
-    PostgreSQL run take the path where the second transaction waits for the first."""
-    if engine.dialect.name != "postgresql":
-        return
-    deadline = time.monotonic() + 30
-    with engine.connect() as conn:
-        while worker.is_alive() and time.monotonic() < deadline:
-            waiting = conn.execute(
-                text(
-                    "SELECT count(*) FROM pg_stat_activity "
-                    "WHERE datname = current_database() AND wait_event_type = 'Lock'"
-                )
-            ).scalar_one()
-            if waiting:
-                return
-            conn.rollback()
-            time.sleep(0.05)
+from tests.support.locks import wait_until_blocked
 
 
 def test_two_admins_deactivating_each_other_leave_one_active(databases: Any) -> None:
@@ -66,7 +45,7 @@ def test_two_admins_deactivating_each_other_leave_one_active(databases: Any) -> 
                 deactivate_user(first, bob, by=ada)
                 worker = threading.Thread(target=second)
                 worker.start()
-                _wait_until_blocked(engine, worker)
+                wait_until_blocked(engine, worker)
             worker.join(timeout=60)
             assert not worker.is_alive()
         finally:
