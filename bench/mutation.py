@@ -89,9 +89,15 @@ GROUPS: dict[str, tuple[list[str], list[str]]] = {
 COPIED = ("app", "tests", "templates", "static", "migrations", "alembic.ini", "pyproject.toml")
 IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", ".pytest_cache", "artifacts")
 
-ORDER_PLUGIN = """\"\"\"Written by bench/mutation.py: runs test files in the group's order.\"\"\"
+PLUGIN = """\"\"\"Written by bench/mutation.py: runs test files in the group's order and empties the
+mutated modules' function caches before each test.\"\"\"
+
+import importlib
+
+import pytest
 
 FILES = {files!r}
+MODULES = {modules!r}
 
 
 def pytest_collection_modifyitems(items):
@@ -100,6 +106,18 @@ def pytest_collection_modifyitems(items):
         return FILES.index(path) if path in FILES else len(FILES)
 
     items.sort(key=rank)
+
+
+@pytest.fixture(autouse=True)
+def _mutation_fresh_caches():
+    # mutmut forks each mutant's run from a process that already ran the tests: a cached
+    # result built there by the original code (the queue's claim statements) would hide the
+    # mutant. Emptied per test, each test builds it again with the mutant, and the stats run
+    # records every test that reaches the mutated function, not only the first one.
+    for name in MODULES:
+        for value in vars(importlib.import_module(name)).values():
+            if callable(getattr(value, "cache_clear", None)):
+                value.cache_clear()
 """
 
 # mutmut's exit codes per mutant (mutmut/stats.py), folded into what the score needs.
@@ -174,7 +192,8 @@ def prepare(group: str) -> Path:
             shutil.copy2(source, target)
     # pytest is handed each mutant's tests as an unordered set; run them in the group's file
     # order instead, fast unit tests first, so that most mutants die in the first second.
-    (where / "tests" / "_mutation_order.py").write_text(ORDER_PLUGIN.format(files=tests))
+    names = [module.removesuffix(".py").replace("/", ".") for module in modules]
+    (where / "tests" / "_mutation_plugin.py").write_text(PLUGIN.format(files=tests, modules=names))
     config = {
         "source_paths": ["app"],
         "only_mutate": modules,
@@ -184,7 +203,7 @@ def prepare(group: str) -> Path:
             "-p",
             "no:cacheprovider",
             "-p",
-            "tests._mutation_order",
+            "tests._mutation_plugin",
             "-m",
             "not browser and not slow",
             "--timeout=0",
