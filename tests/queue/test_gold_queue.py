@@ -171,3 +171,36 @@ def test_gold_assignments_look_like_any_other(
     # reference label the suggestion would show): gold and ordinary pages look alike.
     assert 'class="suggestion"' not in pages[ordinary_id]
     assert 'class="suggestion"' not in pages[gold_id]
+
+
+@pytest.mark.parametrize("excludes", [True, False])
+def test_a_gold_answer_asks_for_the_floor_check_when_the_floor_excludes(
+    db: Session, excludes: bool
+) -> None:
+    batch, (user,), ids, gold = gold_batch(db, 1, 1, 1, rate=1.0, overlap=1)
+    batch.gold_floor, batch.gold_floor_excludes = 0.5, excludes
+    (gold_id,) = gold
+    (ordinary_id,) = set(ids) - gold
+    lease = front.next_assignment(db, batch, user)
+    assert lease is not None and lease.item.id == gold_id
+    answer = AnnotationIn.model_validate(valid_annotation(response_ids(db, gold_id)))
+    created = front.submit(db, lease.assignment.id, user, answer)
+    assert created.outcome == "created" and created.check_gold_floor is excludes
+    # A revision can bring the accuracy below the floor too; the same answer changes nothing.
+    revised_answer = AnnotationIn.model_validate(
+        valid_annotation(response_ids(db, gold_id), flip=True)
+    )
+    revised = front.submit(db, lease.assignment.id, user, revised_answer)
+    assert revised.outcome == "revised" and revised.check_gold_floor is excludes
+    unchanged = front.submit(db, lease.assignment.id, user, revised_answer)
+    assert unchanged.outcome == "unchanged" and unchanged.check_gold_floor is False
+    # An ordinary item never asks for it, neither created nor revised.
+    lease = front.next_assignment(db, batch, user)
+    assert lease is not None and lease.item.id == ordinary_id
+    for flip in (False, True):
+        body = AnnotationIn.model_validate(
+            valid_annotation(response_ids(db, ordinary_id), flip=flip)
+        )
+        plain = front.submit(db, lease.assignment.id, user, body)
+        assert plain.outcome == ("revised" if flip else "created")
+        assert plain.check_gold_floor is False

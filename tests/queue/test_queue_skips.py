@@ -420,3 +420,54 @@ def test_skipping_a_submitted_assignment_says_to_revise_instead(db: Session) -> 
     assert caught.value.detail == (
         f"assignment {lease.assignment.id} is already submitted; revise it instead of skipping"
     )
+
+
+def test_only_members_can_be_excluded_or_included(db: Session) -> None:
+    batch, (alice,), _ = make_batch(db, 1, 1, overlap=1)
+    (stranger,) = quick_users(db, 1, prefix="qx")
+    for call in (
+        lambda: front.exclude_member(db, batch_id=batch.id, user_id=stranger.id, reason=None),
+        lambda: front.include_member(db, batch_id=batch.id, user_id=stranger.id),
+    ):
+        with pytest.raises(NotFound) as caught:
+            call()
+        assert caught.value.detail == f"user {stranger.id} is not a member of batch {batch.id}"
+    # A member with nothing done yet: excluded, then included, with no annotation to move.
+    assert front.exclude_member(db, batch_id=batch.id, user_id=alice.id, reason=None) == 0
+    assert front.include_member(db, batch_id=batch.id, user_id=alice.id) == 0
+
+
+def test_revising_an_excluded_annotation_names_the_assignment(db: Session) -> None:
+    batch, (alice,), (item,) = make_batch(db, 1, 1, overlap=1)
+    lease = front.next_assignment(db, batch, alice)
+    assert lease is not None
+    aid = lease.assignment.id
+    created = front.submit(db, aid, alice, body_for(db, item))
+    excluded = front.exclude_annotations(
+        db, batch_id=batch.id, annotation_ids=[created.annotation.id], kind="review", reason=None
+    )
+    assert excluded == 1
+    flipped = body_for(db, item)
+    flipped = flipped.model_copy(update={"helpfulness": list(reversed(flipped.helpfulness or []))})
+    with pytest.raises(Conflict) as caught:
+        front.submit(db, aid, alice, flipped)
+    assert caught.value.detail == (
+        f"assignment {aid}: this annotation has been excluded from the batch's results and can "
+        "no longer be revised"
+    )
+
+
+def test_undoing_a_skip_at_the_quota_is_refused_with_the_quota(db: Session) -> None:
+    batch, (alice,), _ = make_batch(db, 2, 1, overlap=1, options={"max_items_per_annotator": 1})
+    lease = front.next_assignment(db, batch, alice)
+    assert lease is not None
+    front.skip(db, lease.assignment.id, alice)
+    other = front.next_assignment(db, batch, alice)  # her quota of one, filled again
+    assert other is not None and other.item.id != lease.item.id
+    with pytest.raises(Conflict) as caught:
+        front.unskip(db, lease.assignment.id, alice)
+    assert caught.value.detail == f"you have done your 1 items for batch {batch.id}"
+    assert status(db, lease.assignment.id) == "skipped"
+    # Once that lease is skipped too, the first skip can be undone.
+    front.skip(db, other.assignment.id, alice)
+    assert front.unskip(db, lease.assignment.id, alice).status == "leased"
