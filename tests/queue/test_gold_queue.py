@@ -204,3 +204,28 @@ def test_a_gold_answer_asks_for_the_floor_check_when_the_floor_excludes(
         plain = front.submit(db, lease.assignment.id, user, body)
         assert plain.outcome == ("revised" if flip else "created")
         assert plain.check_gold_floor is False
+
+
+def test_each_annotator_meets_the_gold_items_from_their_own_point_of_the_shuffle(
+    db: Session,
+) -> None:
+    batch, users, _, gold = gold_batch(db, 6, 20, 5, rate=1.0, overlap=1)
+    keys = dict(
+        db.execute(
+            select(BatchItem.item_id, BatchItem.shuffle_key).where(
+                BatchItem.batch_id == batch.id, BatchItem.is_gold.is_(True)
+            )
+        ).all()
+    )
+    assert set(keys) == gold
+    ring = sorted(keys, key=lambda i: keys[i])
+    firsts = []
+    for user in users:
+        lease = front.next_assignment(db, batch, user)
+        assert lease is not None and lease.assignment.is_gold
+        # Gold items have no overlap limit: each person's ring holds all of them, from the
+        # point of their own rotation for gold (level -1), wrapping round at the end.
+        start = order.rotation_start(batch.id, user.id, -1)
+        assert lease.item.id == next((i for i in ring if keys[i] >= start), ring[0])
+        firsts.append(lease.item.id)
+    assert len(set(firsts)) > 1  # not everyone starts on the same gold item

@@ -471,3 +471,23 @@ def test_undoing_a_skip_at_the_quota_is_refused_with_the_quota(db: Session) -> N
     # Once that lease is skipped too, the first skip can be undone.
     front.skip(db, other.assignment.id, alice)
     assert front.unskip(db, lease.assignment.id, alice).status == "leased"
+
+
+def test_a_qualification_item_cannot_be_skipped_and_the_refusal_names_it(db: Session) -> None:
+    batch, (alice,), _ = make_batch(db, 1, 1, overlap=1)
+    lease = front.next_assignment(db, batch, alice)
+    assert lease is not None
+    aid = lease.assignment.id
+    # The qualification flow hands out such assignments; the queue's skip refuses them.
+    db.execute(
+        update(Assignment)
+        .where(Assignment.id == aid)
+        .values(is_qualification=True)
+        .execution_options(synchronize_session=False)
+    )
+    with pytest.raises(Conflict) as caught:
+        front.skip(db, aid, alice)
+    assert caught.value.detail == (
+        f"assignment {aid} is a qualification item: answer it (it cannot be skipped)"
+    )
+    assert status(db, aid) == "leased"
