@@ -159,7 +159,10 @@ def submit_steps(
     # row: annotation id, revision, batch, item, submitted at, updated at, duration, viewed,
     # detail (the overlap, for 'gone'; 'gold_floor' for a gold answer to check)
     if outcome not in ("created", "revised", "unchanged"):
-        raise messages.submit_refused(outcome, assignment_id, row[2] or 0, int(row[8] or 0))
+        # The function leaves the batch empty when it refuses early (an excluded caller): the
+        # context read above already named the assignment's batch.
+        refused_in = row[2] or batch_id
+        raise messages.submit_refused(outcome, assignment_id, refused_in, int(row[8] or 0))
     annotation_id, revision, batch, item, submitted_at, updated_at, duration, viewed = row[:8]
     result: Outcome = outcome
     return Stored(

@@ -27,7 +27,7 @@ from app.consensus.service import item_consensus_view
 from app.dashboard.disagreements import compute_disagreements
 from app.dashboard.gold import gold_scores, mark_gold
 from app.dashboard.service import fingerprint, hourly_completions, label_distributions
-from app.errors import Conflict, Forbidden, Invalid
+from app.errors import Conflict, Forbidden, Invalid, NotFound
 from app.exports.filters import ExportFilters
 from app.exports.formats import FORMATS
 from app.exports.service import export_lines, resolve_scope
@@ -137,12 +137,19 @@ def test_an_excluded_member_is_refused_next_and_submit(db: Session) -> None:
     lease = front.next_assignment(db, batch, alice)
     assert lease is not None
     front.exclude_member(db, batch_id=batch.id, user_id=alice.id, reason=None)
-    with pytest.raises(Forbidden, match="you are excluded"):
-        front.next_assignment(db, batch, alice)
     ids = response_ids(db, lease.item.id)
     body = AnnotationIn.model_validate({**valid_annotation(ids), "single": ids})
-    with pytest.raises(Forbidden, match="you are excluded"):
-        front.submit(db, lease.assignment.id, alice, body)
+    for call in (
+        lambda: front.next_assignment(db, batch, alice),
+        lambda: front.submit(db, lease.assignment.id, alice, body),
+        lambda: front.skip(db, lease.assignment.id, alice),
+    ):
+        with pytest.raises(Forbidden) as caught:
+            call()
+        assert caught.value.detail == (
+            f"batch {batch.id}: you are excluded from this batch, so it has no more work for "
+            "you; ask the batch's admin if you think this is a mistake"
+        )
     assert annotate_next(db, batch, bob) is not None  # others are served as before
 
 
@@ -156,10 +163,31 @@ def test_revising_an_excluded_annotation_is_a_conflict(db: Session) -> None:
     assert n == 1
     ids = response_ids(db, annotation.item_id)
     body = AnnotationIn.model_validate({**valid_annotation(ids, flip=True), "single": ids})
-    with pytest.raises(Conflict, match="excluded from the batch's results"):
+    with pytest.raises(Conflict) as caught:
         front.submit(db, annotation.assignment_id, alice, body)
+    assert caught.value.detail == (
+        f"assignment {annotation.assignment_id}: this annotation has been excluded from the "
+        "batch's results and can no longer be revised"
+    )
     db.refresh(annotation)
     assert annotation.revision == 1
+
+
+def test_only_members_can_be_excluded_or_included(db: Session) -> None:
+    batch, (alice,) = make_batch(db, 1, 1, overlap=1)
+    (stranger,) = quick_users(db, 1, prefix="qx")
+    for call in (
+        lambda: front.exclude_member(db, batch_id=batch.id, user_id=stranger.id, reason=None),
+        lambda: front.include_member(db, batch_id=batch.id, user_id=stranger.id),
+    ):
+        with pytest.raises(NotFound) as caught:
+            call()
+        assert caught.value.detail == f"user {stranger.id} is not a member of batch {batch.id}"
+    # A member with nothing done yet: excluded, then included, with no annotation to move.
+    assert front.exclude_member(db, batch_id=batch.id, user_id=alice.id, reason=None) == 0
+    assert db.get_one(BatchMember, (batch.id, alice.id)).excluded_at is not None
+    assert front.include_member(db, batch_id=batch.id, user_id=alice.id) == 0
+    assert db.get_one(BatchMember, (batch.id, alice.id)).excluded_at is None
 
 
 def test_include_counts_them_again_even_above_k_and_only_member_exclusions(
