@@ -11,12 +11,13 @@ import random
 import re
 import uuid
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 import httpx
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import create_engine, select, text
+from sqlalchemy import create_engine, select, text, update
 from sqlalchemy.orm import Session
 
 from app.annotations.models import Annotation
@@ -262,14 +263,45 @@ def test_a_skip_frees_a_quota_place_and_unskip_respects_the_quota(db: Session) -
     second = front.next_assignment(db, batch, alice)
     assert second is not None  # a skipped item does not count
     assert front.next_assignment(db, batch, alice) is not None  # the held lease, again
-    with pytest.raises(Conflict, match="your 1 items"):
+    with pytest.raises(Conflict) as caught:
         front.unskip(db, first.assignment.id, alice)
+    assert caught.value.detail == f"you have done your 1 items for batch {batch.id}"
     held = db.scalars(
         select(Assignment.status).where(
             Assignment.batch_id == batch.id, Assignment.annotator_id == alice.id
         )
     ).all()
     assert sorted(held) == [AssignmentStatus.LEASED, AssignmentStatus.SKIPPED]
+
+
+def test_the_quota_counts_my_live_and_submitted_work_in_this_batch_only(db: Session) -> None:
+    batch, (alice, bob), _ = adaptive_batch(db, 8, 2, overlap=2, max_items_per_annotator=2)
+    other, _, _ = adaptive_batch(db, 1, 0, overlap=1)
+    add_member(db, other, alice)
+    # Not counted: alice's lease in another batch, bob's work, a skip, an expired lease and a
+    # qualification answer.
+    assert front.next_assignment(db, other, alice) is not None
+    assert annotate(db, batch, bob) is not None and annotate(db, batch, bob) is not None
+    skipped = front.next_assignment(db, batch, alice)
+    assert skipped is not None
+    front.skip(db, skipped.assignment.id, alice)
+    late = front.next_assignment(db, batch, alice, utcnow() - timedelta(hours=1))
+    assert late is not None and front.sweep_expired(db, batch.id, utcnow()) == 1
+    test_item = annotate(db, batch, alice)
+    assert test_item is not None
+    db.execute(
+        update(Assignment)
+        .where(Assignment.batch_id == batch.id, Assignment.item_id == test_item)
+        .where(Assignment.annotator_id == alice.id)
+        .values(is_qualification=True)
+        .execution_options(synchronize_session=False)
+    )
+    # Counted: a submitted answer and a live lease, two of two.
+    assert annotate(db, batch, alice) is not None
+    assert front.next_assignment(db, batch, alice) is not None
+    with pytest.raises(Conflict) as caught:
+        front.unskip(db, skipped.assignment.id, alice)
+    assert caught.value.detail == f"you have done your 2 items for batch {batch.id}"
 
 
 # ---------------------------------------------------------------- Python and SQL agree

@@ -203,6 +203,7 @@ def test_sweep_is_bounded_per_call(db: Session) -> None:
         assert front.next_assignment(db, batch, user, past) is not None
     assert front.sweep_expired(db, batch.id, utcnow()) == order.SWEEP_LIMIT
     assert front.sweep_expired(db, batch.id, utcnow()) == 8
+    assert front.sweep_expired(db, batch.id, utcnow()) == 0
     assert db.scalar(select(func.sum(BatchItem.taken)).where(BatchItem.batch_id == batch.id)) == 0
 
 

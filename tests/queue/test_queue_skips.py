@@ -422,22 +422,6 @@ def test_skipping_a_submitted_assignment_says_to_revise_instead(db: Session) -> 
     )
 
 
-def test_undoing_a_skip_at_the_quota_is_refused_with_the_quota(db: Session) -> None:
-    batch, (alice,), _ = make_batch(db, 2, 1, overlap=1, options={"max_items_per_annotator": 1})
-    lease = front.next_assignment(db, batch, alice)
-    assert lease is not None
-    front.skip(db, lease.assignment.id, alice)
-    other = front.next_assignment(db, batch, alice)  # her quota of one, filled again
-    assert other is not None and other.item.id != lease.item.id
-    with pytest.raises(Conflict) as caught:
-        front.unskip(db, lease.assignment.id, alice)
-    assert caught.value.detail == f"you have done your 1 items for batch {batch.id}"
-    assert status(db, lease.assignment.id) == "skipped"
-    # Once that lease is skipped too, the first skip can be undone.
-    front.skip(db, other.assignment.id, alice)
-    assert front.unskip(db, lease.assignment.id, alice).status == "leased"
-
-
 def test_a_qualification_item_cannot_be_skipped_and_the_refusal_names_it(db: Session) -> None:
     batch, (alice,), _ = make_batch(db, 1, 1, overlap=1)
     lease = front.next_assignment(db, batch, alice)
