@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select, text, update
 from sqlalchemy.orm import Session
 
 from app.annotations.schemas import AnnotationIn
@@ -86,6 +86,21 @@ def test_each_annotator_starts_at_their_own_point_of_the_shuffle(
         assert lease.item.id == expected
         firsts.append(lease.item.id)
     assert len(set(firsts)) == len(firsts)
+
+
+def test_an_item_at_my_exact_starting_point_is_mine_first(db: Session) -> None:
+    # The rotation's arc starts at the start itself: an item on it is neither skipped over
+    # nor lost between the two arcs (then it would never be served to this person).
+    batch, (alice,), ids = make_batch(db, 5, 1, overlap=1)
+    start = order.rotation_start(batch.id, alice.id, 0)
+    db.execute(
+        update(BatchItem)
+        .where(BatchItem.batch_id == batch.id, BatchItem.item_id == ids[2])
+        .values(shuffle_key=start)
+        .execution_options(synchronize_session=False)
+    )
+    lease = front.next_assignment(db, batch, alice)
+    assert lease is not None and lease.item.id == ids[2]
 
 
 def test_display_order_is_a_shuffled_permutation_per_assignment(
