@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
@@ -53,6 +54,7 @@ def test_unexpired_lease_is_handed_back_and_renewed(db: Session) -> None:
     assert first is not None and again is not None
     assert again.assignment.id == first.assignment.id and again.resumed and not first.resumed
     assert again.assignment.leased_until == t0 + timedelta(seconds=90)
+    assert first.assignment.created_at == t0  # stamped with the request's clock
     assert taken(db, batch, first.item.id) == 1
 
 
@@ -185,10 +187,57 @@ def test_expired_item_can_come_back_to_the_same_annotator(db: Session) -> None:
     assert first is not None
     front.sweep_expired(db, batch.id, t0 + timedelta(seconds=20))
     again = front.next_assignment(db, batch, alice, t0 + timedelta(seconds=30))
-    assert again is not None and again.assignment.id == first.assignment.id and not again.resumed
+    assert again is not None and again.assignment.id == first.assignment.id
+    assert again.resumed is False  # a revived lease, not one held all along
     assert again.assignment.status == "leased" and taken(db, batch, item) == 1
     assert again.assignment.display_order == first.assignment.display_order
     assert db.scalar(select(func.count()).select_from(Assignment)) >= 1
+
+
+def test_a_due_sweep_frees_expired_leases_before_the_claim_and_only_then(
+    db: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Overlap 3: item `half` has two answers and an expired lease, `fresh` nothing. Once the
+    # lease is freed, `half` (two slots taken) comes before `fresh` in breadth-first order.
+    batch, (bob, carl, dave, carol, erin), (half, fresh) = make_batch(db, 2, 5, overlap=3)
+    first = front.next_assignment(db, batch, bob)
+    assert first is not None
+    half, fresh = (half, fresh) if first.item.id == half else (fresh, half)
+    front.submit(db, first.assignment.id, bob, body_for(db, half))
+    second = front.next_assignment(db, batch, carl)
+    assert second is not None and second.item.id == half
+    front.submit(db, second.assignment.id, carl, body_for(db, half))
+    stale = front.next_assignment(db, batch, dave, utcnow() - timedelta(hours=2))
+    assert stale is not None and stale.item.id == half
+    # This process swept the batch a moment ago (never due again in this test): the claim
+    # does not sweep while it finds a free item.
+    monkeypatch.setattr(order, "_last_sweep", {batch.id: math.inf})
+    lease = front.next_assignment(db, batch, carol)
+    assert lease is not None and lease.item.id == fresh
+    assert taken(db, batch, half) == 3
+    # Due again: the sweep runs first, and the freed slot of `half` is served.
+    monkeypatch.setattr(order, "_last_sweep", {})
+    lease = front.next_assignment(db, batch, erin)
+    assert lease is not None and lease.item.id == half
+    assert taken(db, batch, half) == 3 and taken(db, batch, fresh) == 1
+
+
+def test_a_lease_freed_by_the_last_resort_sweep_comes_back_to_its_former_holder(
+    db: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    batch, (alice, bob), (item,) = make_batch(db, 1, 2, overlap=1, lease_seconds=10)
+    monkeypatch.setattr(order, "_last_sweep", {batch.id: math.inf})  # no sweep due
+    t0 = utcnow() - timedelta(minutes=5)
+    mine = front.next_assignment(db, batch, alice, t0)
+    assert mine is not None
+    assert front.sweep_expired(db, batch.id, t0 + timedelta(seconds=20)) == 1
+    assert front.next_assignment(db, batch, bob, t0 + timedelta(seconds=30)) is not None
+    # Bob's lease has expired too: alice's claim finds nothing free, so it sweeps and claims
+    # again, and her own expired assignment of the item comes back as it was.
+    again = front.next_assignment(db, batch, alice)
+    assert again is not None and again.assignment.id == mine.assignment.id
+    assert again.assignment.display_order == mine.assignment.display_order
+    assert taken(db, batch, item) == 1
 
 
 def test_skip_sends_the_item_to_others_never_back(db: Session) -> None:

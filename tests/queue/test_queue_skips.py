@@ -12,12 +12,13 @@ from sqlalchemy.orm import Session
 
 from app.annotations.models import Annotation, AnnotationRevision
 from app.annotations.schemas import AnnotationIn
-from app.batches.models import Assignment, Batch, BatchItem
+from app.batches.models import Assignment, Batch, BatchItem, BatchMember, QualificationState
 from app.batches.service import add_member, create_batch, set_open
 from app.db import utcnow
 from app.errors import Conflict, NotFound
 from app.items.models import Response
 from app.queue import front
+from app.queue.messages import QualificationRequired
 from tests.queue.test_queue import body_for, make_batch, taken
 from tests.support.queue_factory import quick_users, seed_project, valid_annotation
 
@@ -209,6 +210,26 @@ def test_an_admin_who_is_not_a_member_is_told_how_to_join(db: Session) -> None:
     with pytest.raises(NotFound) as caught:
         front.next_assignment(db, batch, alice)
     assert caught.value.detail == f"no batch {batch.id}"
+    # The hint is for admins only: another non-member learns nothing about the batch.
+    (stranger,) = quick_users(db, 1, prefix="qs")
+    with pytest.raises(NotFound) as caught:
+        front.next_assignment(db, batch, stranger, admin_hint=True)
+    assert caught.value.detail == f"no batch {batch.id}"
+
+
+def test_a_member_yet_to_qualify_is_sent_to_the_qualification(db: Session) -> None:
+    batch, (alice,), _ = make_batch(db, 1, 1, overlap=1)
+    db.execute(
+        update(BatchMember)
+        .where(BatchMember.batch_id == batch.id, BatchMember.user_id == alice.id)
+        .values(qualification=QualificationState.PENDING)
+        .execution_options(synchronize_session=False)
+    )
+    with pytest.raises(QualificationRequired) as caught:
+        front.next_assignment(db, batch, alice)
+    # The qualification flow serves the batch the refusal names.
+    assert caught.value.batch_id == batch.id
+    assert caught.value.detail == f"batch {batch.id}: complete its qualification before annotating"
 
 
 def test_a_revision_adds_time_spent_and_keeps_the_suggestion_flag(db: Session) -> None:
@@ -235,6 +256,19 @@ def test_a_revision_adds_time_spent_and_keeps_the_suggestion_flag(db: Session) -
     assert counts(db, batch, item) == (1, 1)
 
 
+def test_a_first_answer_given_after_viewing_the_suggestion_says_so(db: Session) -> None:
+    batch, (alice,), (item,) = make_batch(db, 1, 1, overlap=1)
+    lease = front.next_assignment(db, batch, alice)
+    assert lease is not None
+    viewed = body_for(db, item).model_copy(update={"suggestion_viewed": True})
+    created = front.submit(db, lease.assignment.id, alice, viewed)
+    assert created.outcome == "created" and created.annotation.suggestion_viewed is True
+    stored = db.scalar(
+        select(Annotation.suggestion_viewed).where(Annotation.id == created.annotation.id)
+    )
+    assert stored is True
+
+
 def test_each_revision_is_kept_whole_and_numbered_from_the_stored_row(db: Session) -> None:
     batch, (alice,), (item,) = make_batch(db, 1, 1, overlap=1)
     lease = front.next_assignment(db, batch, alice)
@@ -244,6 +278,7 @@ def test_each_revision_is_kept_whole_and_numbered_from_the_stored_row(db: Sessio
     first = body_for(db, item).model_copy(update={"duration_ms": 100})
     created = front.submit(db, aid, alice, first, t1)
     original = dict(created.annotation.payload)
+    assert created.annotation.created_at == t1 and created.annotation.revision == 1
     t2 = t1 + timedelta(minutes=1)
     same = front.submit(db, aid, alice, first, t2)
     assert same.outcome == "unchanged" and same.assignment.id == aid
