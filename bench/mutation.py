@@ -78,6 +78,8 @@ GROUPS: dict[str, tuple[list[str], list[str]]] = {
             "tests/queue/test_queue_skips.py",
             "tests/queue/test_queue.py",
             "tests/queue/test_gold_queue.py",
+            "tests/queue/test_exclusion.py",
+            "tests/queue/test_adaptive.py",
         ],
     ),
     "imports": (
