@@ -124,6 +124,7 @@ def _mutation_fresh_caches():
 
 # mutmut's exit codes per mutant (mutmut/stats.py), folded into what the score needs.
 KILLED = {1, 3, 24, -24, 36, 37, 152, 255}
+TIMEOUT = {24, -24, 36}  # killed by mutmut's time limit: listed, to tell a loop from a slow run
 SURVIVED = {0}
 NO_TESTS = {5, 33}
 SKIPPED = {34}
@@ -132,6 +133,7 @@ SKIPPED = {34}
 @dataclass
 class Tally:
     killed: int = 0
+    timeouts: list[str] = field(default_factory=list)  # counted in `killed`
     survived: list[str] = field(default_factory=list)
     equivalent: list[str] = field(default_factory=list)
     no_tests: list[str] = field(default_factory=list)
@@ -147,6 +149,7 @@ class Tally:
 
     def add(self, other: Tally) -> None:
         self.killed += other.killed
+        self.timeouts += other.timeouts
         self.survived += other.survived
         self.equivalent += other.equivalent
         self.no_tests += other.no_tests
@@ -210,7 +213,10 @@ def prepare(group: str) -> Path:
             "not browser and not slow",
             "--timeout=0",
         ],
-        "timeout_multiplier": 4.0,
+        # mutmut's limit is wall-clock time too (a multiple of the tests' time in the stats
+        # run): at 4 a loaded machine let mutants that ran all their tests time out, which
+        # counts them as killed.
+        "timeout_multiplier": 10.0,
     }
     lines = ["", "[tool.mutmut]"] + [f"{key} = {json.dumps(v)}" for key, v in config.items()]
     with (where / "pyproject.toml").open("a", encoding="utf-8") as f:
@@ -248,6 +254,8 @@ def tally(group: str, equivalent: dict[str, str]) -> dict[str, Tally]:
         for name, code in sorted(codes.items()):
             if code in KILLED:
                 t.killed += 1
+                if code in TIMEOUT:
+                    t.timeouts.append(name)
             elif code in SKIPPED:
                 continue
             elif code in SURVIVED and name in equivalent:
@@ -272,10 +280,13 @@ def report(groups: list[str], survivors: bool) -> float:
                 f"{module:<34} {t.killed:>7} {len(t.survived):>9} {len(t.no_tests):>8} "
                 f"{len(t.equivalent):>6} {t.score:>6.1f}%"
                 + (f"  ({len(t.other)} not run)" if t.other else "")
+                + (f"  ({len(t.timeouts)} killed by the time limit)" if t.timeouts else "")
             )
             if survivors:
                 for name in t.survived + t.no_tests:
                     print(f"    survived: {name}")
+                for name in t.timeouts:
+                    print(f"    timed out: {name}")
     print(
         f"{'overall':<34} {total.killed:>7} {len(total.survived):>9} {len(total.no_tests):>8} "
         f"{len(total.equivalent):>6} {total.score:>6.1f}%"
