@@ -9,7 +9,9 @@
 Each group mutates a few modules and runs only the test files that exercise them; mutmut then
 runs, for each mutant, only the tests that called the mutated function. A group works in its own
 copy of the checkout (.mutation/GROUP, git-ignored) so that groups never share a mutmut config,
-and a run that is stopped resumes where it stopped (delete .mutation/ to start over).
+and a run that is stopped resumes where it stopped (delete .mutation/ to start over). A pytest
+plugin written into the copy runs the test files in the group's order and empties the mutated
+modules' function caches before each test, so a cached result never hides a mutant.
 
 PostgreSQL is left out on purpose (SAFEPREF_TEST_POSTGRES_URL is unset for the run): the
 rules are the same on both backends and SQLite keeps a run within an hour on two cores.
