@@ -118,7 +118,7 @@ def test_adaptive_batch_keeps_its_promises_with_concurrent_annotators_and_a_quot
 
 
 def test_queue_keeps_its_promises_through_a_killed_worker_and_on_two_servers(
-    backend: str, databases: DatabaseFactory
+    backend: str, databases: DatabaseFactory, tmp_path: Path
 ) -> None:
     """A worker process is killed (SIGKILL: no cleanup, requests in flight cut) in the middle
     of the run and the server starts another. On PostgreSQL a second `safepref serve` on
@@ -132,10 +132,19 @@ def test_queue_keeps_its_promises_through_a_killed_worker_and_on_two_servers(
     # Held at two thirds until the kill, so that there is always work left for it to cut.
     record = Record(pause_at=ITEMS * OVERLAP * 2 // 3)
     with contextlib.ExitStack() as servers:
-        first = servers.enter_context(app_server(url, workers=2, secret=SECRET))
+        # Each server's request log is kept: a refusal the clients did not expect is shown
+        # with its lines (worker, timing), to tell the machine's load from a defect.
+        logs = [tmp_path / "first.log", tmp_path / "second.log"]
+        first = servers.enter_context(
+            app_server(url, workers=2, secret=SECRET, log_path=logs[0], request_log=True)
+        )
         bases = [first]
         if backend == "postgresql":
-            bases.append(servers.enter_context(app_server(url, workers=2, secret=SECRET)))
+            bases.append(
+                servers.enter_context(
+                    app_server(url, workers=2, secret=SECRET, log_path=logs[1], request_log=True)
+                )
+            )
         threads = run_annotators(
             bases, seeded, record, lease_seconds=LEASE_SECONDS, timeout=RUN_TIMEOUT
         )
@@ -159,11 +168,23 @@ def test_queue_keeps_its_promises_through_a_killed_worker_and_on_two_servers(
     cut = len(record.transport_errors)
     print(f"{backend}: killed worker {victim}, {cut} requests cut; {record.summary()}")
     assert victim not in replaced and len(replaced) == 2
-    assert not record.problems, record.problems
+    assert not record.problems, (record.problems, _unexpected_lines(logs))
     assert not record.server_errors, record.server_errors[:5]
     assert record.statuses[204] >= ANNOTATORS
     # Every annotation acknowledged is stored as acknowledged, none twice, k per item.
     check_database(url, seeded, record, items=ITEMS, overlap=OVERLAP)
+
+
+def _unexpected_lines(logs: list[Path]) -> list[str]:
+    """The servers' log lines of answers a client never expects here (408, 5xx) and of worker
+    restarts, at most 20."""
+    found = []
+    for log in logs:
+        if log.exists():
+            for line in log.read_text(errors="replace").splitlines():
+                if '"status":408' in line or '"status":5' in line or "restarting" in line:
+                    found.append(f"{log.name}: {line}")
+    return found[:20]
 
 
 def test_queue_survives_a_postgres_restart_mid_run() -> None:
