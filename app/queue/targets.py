@@ -30,6 +30,7 @@ from app.annotations.models import Annotation
 from app.batches.models import Batch, BatchItem
 from app.batches.schemas import GATING_DIMENSIONS
 from app.consensus.aggregate import Dimension
+from app.consensus.pairwise import pair_majorities
 from app.projects.models import Project
 
 # The dimensions a batch may gate on, in the order the API lists them (all are consensus
@@ -81,6 +82,7 @@ def settled(
     sql/target.sql computes the same rule on PostgreSQL (tests/queue/test_adaptive.py
     compares the two)."""
     units: dict[tuple[str, str], Counter[Any]] = defaultdict(Counter)
+    long: dict[str, list[tuple[int, ...]]] = defaultdict(list)  # rankings of 3+, per dimension
     for payload in payloads:
         for dim in dimensions:
             if dim == "is_safe":
@@ -92,18 +94,19 @@ def settled(
                 continue
             if len(ranking) <= 2:
                 units[(dim, dim)][tuple(ranking)] += 1
-                continue
-            for i, first in enumerate(ranking):
-                for later in ranking[i + 1 :]:
-                    pair = f"{min(first, later)}-{max(first, later)}"
-                    units[(dim, pair)][first < later] += 1
-    if {dim for dim, _ in units} != set(dimensions):
+            else:
+                long[dim].append(tuple(ranking))
+    if {dim for dim, _ in units} | set(long) != set(dimensions):
         return False
     for counts in units.values():
         top, votes = max(counts.values()), sum(counts.values())
         if not (2 * top > votes and top / votes >= agreement):
             return False
-    return True
+    return all(
+        found.winner is not None and found.share >= agreement
+        for rankings in long.values()
+        for found in pair_majorities(rankings).values()
+    )
 
 
 def refresh_targets(session: Session, batch_id: int, item_ids: Iterable[int] | None) -> None:
