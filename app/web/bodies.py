@@ -12,11 +12,12 @@ handed on from memory. This runs outside the request gate (app/web/gate.py), so 
 sends its body slowly holds a connection of its own, never a slot of the gate. Uploads stream
 through to their route, which checks the caller before it reads a byte and takes the gate only
 around its database work; each chunk must come within `body_timeout_seconds` of the last.
+Both deadlines are the client's time: a stall of this server does not count against it
+(app/web/deadlines.py).
 """
 
 from __future__ import annotations
 
-import asyncio
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ from app.auth.access import route_table
 from app.auth.dependencies import credentials
 from app.config import Settings, get_settings
 from app.errors import DomainError, PayloadTooLarge, RequestTimeout, Unauthorized
+from app.web.deadlines import Deadline
 from app.web.errors import domain_response
 from app.web.gate import SELF_GATED
 
@@ -172,8 +174,7 @@ class BodyLimits:
         async def counted() -> Message:
             nonlocal received, refused, complete
             try:
-                async with asyncio.timeout(timeout):
-                    message = await receive()
+                message = await Deadline(timeout).receive(receive)
             except TimeoutError:
                 refused = too_slow(timeout)
                 raise BodyRefused(refused) from None
@@ -229,21 +230,21 @@ async def _read_whole(receive: Receive, limit: int, timeout: float) -> bytes | N
     deadline."""
     chunks: list[bytes] = []
     size = 0
-    try:
-        async with asyncio.timeout(timeout):
-            while True:
-                message = await receive()
-                if message["type"] == "http.disconnect":
-                    return None
-                chunk = message.get("body", b"")
-                size += len(chunk)
-                if size > limit:
-                    raise BodyRefused(too_large(limit))
-                chunks.append(chunk)
-                if not message.get("more_body", False):
-                    return b"".join(chunks)
-    except TimeoutError:
-        raise BodyRefused(too_slow(timeout)) from None
+    deadline = Deadline(timeout)  # for the whole body, with the grace of app/web/deadlines.py
+    while True:
+        try:
+            message = await deadline.receive(receive)
+        except TimeoutError:
+            raise BodyRefused(too_slow(timeout)) from None
+        if message["type"] == "http.disconnect":
+            return None
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise BodyRefused(too_large(limit))
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
 
 
 def _replay(body: bytes, receive: Receive) -> Receive:

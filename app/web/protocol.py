@@ -4,7 +4,8 @@ uvicorn reads a request line and headers of any size, for as long as the client 
 50 MB header grew a worker by 50 MB, and a connection that sent half a head (or nothing) was
 kept forever. Here the head must fit in `MAX_HEAD_BYTES` (else 431) and arrive within
 `body_timeout_seconds` of the connection or of its first byte (else 408, or a plain close if
-nothing came). Bodies have their own limits (app/web/bodies.py).
+nothing came), in the client's time (app/web/deadlines.py). Bodies have their own limits
+(app/web/bodies.py).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from app.config import get_settings
+from app.web.deadlines import Deadline
 
 # Request line and headers together; browsers send a few KiB at most.
 MAX_HEAD_BYTES = 64 * 1024
@@ -70,16 +72,20 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def _arm(self) -> None:
         self._disarm()
-        self._head_timer = self.loop.call_later(self._head_seconds, self._head_timed_out)
+        deadline = Deadline(self._head_seconds, self.loop)
+        self._head_timer = self.loop.call_at(deadline.when, self._head_timed_out, deadline)
 
     def _disarm(self) -> None:
         if self._head_timer is not None:
             self._head_timer.cancel()
             self._head_timer = None
 
-    def _head_timed_out(self) -> None:
+    def _head_timed_out(self, deadline: Deadline) -> None:
         self._head_timer = None
         if not self._in_head or self.transport.is_closing():
+            return
+        if not deadline.passed():  # its grace starts: the loop reads its sockets first
+            self._head_timer = self.loop.call_at(deadline.when, self._head_timed_out, deadline)
             return
         if self._head_bytes:
             self._refuse(b"408 Request Timeout", b"request head not received in time")

@@ -4,6 +4,8 @@ is answered 408, and /healthz reports a gate where requests wait and none moves.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import threading
 import time
 from collections.abc import Iterator
@@ -160,6 +162,55 @@ def test_a_body_too_slow_is_answered_408(
                 sock.close()
             assert got.startswith(b"HTTP/1.1 408") if start else got == b"", got
         assert httpx.get(f"{live.base}/healthz", timeout=60).status_code == 200
+
+
+def _across_a_stall(live: Live, first: bytes, rest: bytes) -> rawhttp.Answer:
+    """Sends `first`, stops the worker (SIGSTOP, as a loaded or paused machine stops it) until
+    the 2 s deadline has passed, and sends `rest` just after the worker runs again."""
+    worker = live.process()
+    sock = rawhttp.connect(live.base, timeout=120)
+    try:
+        sock.sendall(first)
+        time.sleep(0.5)  # the worker reads `first` and starts its deadline
+        worker.suspend()
+        try:
+            time.sleep(3)
+        finally:
+            worker.resume()
+        time.sleep(0.3)  # the worker runs its due timers first
+        with contextlib.suppress(OSError):  # a worker that refused at once may have closed
+            sock.sendall(rest)
+        return rawhttp.read_answer(sock, timeout=120)
+    finally:
+        sock.close()
+
+
+@pytest.mark.live
+def test_a_server_stall_past_the_deadline_is_not_blamed_on_the_client(
+    databases: DatabaseFactory, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """A half-sent request whose deadline passed while the worker was not running: the rest,
+    sent the moment it runs again, is read and answered. Without the grace of
+    app/web/deadlines.py the worker refused it at once with 408 (a loaded fresh-clone run got
+    two such 408s): the event loop runs due timers before it reads its sockets."""
+    env = {"SAFEPREF_BODY_TIMEOUT_SECONDS": "2"}
+    with live_server(databases.new_url(), tmp_path_factory.mktemp("tmp"), env) as live:
+        token = live.annotators[0]
+        assignment, ids = live.lease(token)
+        body = json.dumps(valid_annotation(ids)).encode()
+        headers = {"Content-Type": "application/json", **live.headers(token)}
+        head = rawhttp.head(
+            "PUT",
+            f"/api/v1/assignments/{assignment}/annotation",
+            {**headers, "Content-Length": str(len(body))},
+        )
+        answer = _across_a_stall(live, head, body)
+        assert answer.status == 200, answer
+        assert json.loads(answer.body)["outcome"] == "created", answer
+        # The head's deadline (app/web/protocol.py) alike: half a head, then the rest.
+        request = b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        answer = _across_a_stall(live, request[:20], request[20:])
+        assert answer.status == 200 and answer.body == b"ok", answer
 
 
 async def _release(gate: Gate) -> None:
