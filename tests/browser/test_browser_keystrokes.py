@@ -3,7 +3,6 @@ counted key by key in real Chromium, on both backends."""
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import pytest
@@ -33,7 +32,17 @@ def two_answer_item(page: Any, batch_id: int) -> int:
     while page.eval_on_selector_all("#annotate .answer", "els => els.length") != 2:
         with page.expect_response(lambda r: "/skip" in r.url):
             page.click("#skip-button")
-        page.wait_for_url(re.compile(r"/assignments/\d+$"))
+        # htmx swaps the next item in and then pushes its URL. The skipped item's URL matches
+        # the same pattern, so waiting for the pattern could return before the swap (a loaded
+        # run did, and then waited for the skipped item): wait for another item and its URL.
+        page.wait_for_function(
+            """skipped => {
+                const item = document.querySelector("#annotate");
+                return item !== null && item.dataset.assignment !== String(skipped)
+                    && location.pathname === "/assignments/" + item.dataset.assignment;
+            }""",
+            arg=first,
+        )
         first = int(page.url.rsplit("/", 1)[1])
     # Keys pressed before the page's script has taken this item in would be lost (a loaded
     # machine can be that slow): wait until it has shown the parts that need it.
