@@ -25,7 +25,6 @@ class Deadline:
     """`seconds` from now on the event loop's clock, extended once by the grace period."""
 
     def __init__(self, seconds: float, loop: asyncio.AbstractEventLoop | None = None) -> None:
-        self.seconds = seconds
         self._loop = loop or asyncio.get_running_loop()
         self._at = self._loop.time() + seconds
         self._graced = False
